@@ -1,0 +1,161 @@
+"""Road objects roadsight adds to highway-env: pedestrians with a walking model, static obstacles.
+
+Both live in `road.objects`, so highway-env's IDM traffic sees them in `Road.neighbour_vehicles`
+and brakes for them, and the ego collides with them through highway-env's own collision check.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from highway_env.vehicle.objects import Obstacle, RoadObject
+
+from sim.appearance import Style, apply_style
+
+
+@dataclass
+class CrossingPlan:
+    """Where and how one pedestrian crosses a straight road that runs along world x.
+
+    The road surface spans y in [road_y[0], road_y[1]]; sidewalks of `sidewalk_width` lie outside.
+    """
+
+    cross_x: float  # [m] where to cross
+    from_side: int  # -1: start on the y < road_y[0] side; +1: start on the y > road_y[1] side
+    road_y: tuple[float, float]  # [m]
+    sidewalk_width: float  # [m]
+    on_crosswalk: bool  # False: jaywalking
+
+
+class Pedestrian(RoadObject):
+    """A pedestrian that walks to a crossing point, waits for a gap, crosses and leaves.
+
+    States: walk (along the sidewalk) -> wait (at the kerb) -> cross -> leave (off the road),
+    then `done` so the env removes it. Speeds are drawn in [1.0, 1.8] m/s.
+    """
+
+    WAIT_OFFSET = 1.3  # [m] from the kerb: outside IDM's on-lane margin, so waiting people do not stop cars
+    LEAVE_DISTANCE = 2.0  # [m] beyond the sidewalk's outer edge, then gone
+
+    def __init__(
+        self,
+        road,
+        position,
+        style: Style,
+        plan: CrossingPlan,
+        walk_speed: float,
+        gap_time: float,
+        patience: float,
+    ):
+        super().__init__(road, position, heading=0.0, speed=0.0)
+        apply_style(self, style)
+        self.plan = plan
+        self.walk_speed = walk_speed  # [m/s]
+        self.gap_time = gap_time  # [s] accepted time gap to approaching vehicles
+        self.patience = patience  # [s] after this wait, a 60 % shorter gap is enough
+        self.state = "walk"
+        self.waited = 0.0  # [s]
+        self.done = False
+
+    # -- geometry of the plan ------------------------------------------------------------
+    def _kerb_y(self, side: int) -> float:
+        return self.plan.road_y[0] if side < 0 else self.plan.road_y[1]
+
+    def _wait_y(self) -> float:
+        return self._kerb_y(self.plan.from_side) + self.plan.from_side * self.WAIT_OFFSET
+
+    @property
+    def on_roadway(self) -> bool:
+        """Is the pedestrian on the road surface (between the kerbs)?"""
+        return self.plan.road_y[0] <= self.position[1] <= self.plan.road_y[1]
+
+    def _gap_accepted(self) -> bool:
+        gap = self.gap_time if self.waited < self.patience else 0.4 * self.gap_time
+        for v in self.road.vehicles:
+            dx = self.plan.cross_x - v.position[0]
+            if -3.0 < dx < 8.0:  # a vehicle on or right before the crossing
+                return False
+            if dx > 0 and dx / max(v.speed, 0.1) < gap:
+                return False
+        return True
+
+    def _move(self, direction: np.ndarray, dt: float) -> None:
+        self.heading = float(np.arctan2(direction[1], direction[0]))
+        self.speed = self.walk_speed
+        self.position = self.position + self.walk_speed * dt * direction
+
+    def step(self, dt: float) -> None:
+        """Advance the walking model by `dt` seconds."""
+        if self.crashed or self.done:
+            self.speed = 0.0
+            return
+        side = self.plan.from_side
+        if self.state == "walk":
+            target = np.array([self.plan.cross_x, self._wait_y()])
+            delta = target - self.position
+            dist = float(np.linalg.norm(delta))
+            if dist <= self.walk_speed * dt:
+                self.position = target
+                self.state, self.speed = "wait", 0.0
+                self.heading = float(-side * np.pi / 2)  # facing the road
+            else:
+                self._move(delta / dist, dt)
+        elif self.state == "wait":
+            self.waited += dt
+            self.speed = 0.0
+            if self._gap_accepted():
+                self.state = "cross"
+        elif self.state == "cross":
+            self._move(np.array([0.0, -float(side)]), dt)
+            if -side * (self.position[1] - self._kerb_y(-side)) > 0.3:
+                self.state = "leave"
+        elif self.state == "leave":
+            self._move(np.array([0.0, -float(side)]), dt)
+            outer = self._kerb_y(-side) - side * (self.plan.sidewalk_width + self.LEAVE_DISTANCE)
+            if -side * (self.position[1] - outer) > 0:
+                self.done = True
+
+    def to_dict(self, origin_vehicle=None, observe_intentions=True):
+        d = super().to_dict(origin_vehicle, observe_intentions)
+        vx, vy = self.velocity
+        if origin_vehicle:
+            ovx, ovy = origin_vehicle.velocity
+            vx, vy = vx - ovx, vy - ovy
+        d["vx"], d["vy"] = vx, vy
+        return d
+
+
+class StaticObstacle(Obstacle):
+    """A static obstacle: cone, debris or stalled car (`style.kind`)."""
+
+    def __init__(self, road, position, style: Style, heading: float = 0.0, outline=None):
+        super().__init__(road, position, heading=heading, speed=0.0)
+        apply_style(self, style)
+        # debris is drawn as an irregular polygon: corner offsets in the object's own frame [m]
+        self.outline = outline
+
+
+def debris_outline(rng: np.random.Generator, length: float, width: float) -> np.ndarray:
+    """An irregular convex-ish polygon (N, 2) [m] that touches its length x width box."""
+    n = int(rng.integers(6, 10))
+    angles = np.sort(rng.uniform(0, 2 * np.pi, n))
+    radii = rng.uniform(0.6, 1.0, n)
+    pts = np.stack([np.cos(angles) * radii, np.sin(angles) * radii], axis=1)
+    pts -= (pts.max(0) + pts.min(0)) / 2
+    pts /= (pts.max(0) - pts.min(0)) / np.array([length, width])
+    return pts
+
+
+def object_class(obj) -> str | None:
+    """The detection class of a road object, or None for things that are not labelled."""
+    style = getattr(obj, "roadsight_style", None)
+    if style is not None:
+        return None if style.cls == "ego" else style.cls
+    if isinstance(obj, Pedestrian):
+        return "pedestrian"
+    if isinstance(obj, Obstacle):
+        return "obstacle"
+    from highway_env.vehicle.kinematics import Vehicle
+
+    return "vehicle" if isinstance(obj, Vehicle) else None

@@ -1,0 +1,59 @@
+"""A highway-env Road that also moves pedestrians and remembers what each vehicle crashed into."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from highway_env.road.road import Road
+
+from sim.objects import Pedestrian, object_class
+
+RGB = tuple[int, int, int]
+
+
+@dataclass
+class GroundPatch:
+    """A flat painted area of the scene in world metres: sidewalk, verge or crosswalk.
+
+    Cameras draw patches under the lane markings (sidewalk, verge) or over them (crosswalk).
+    """
+
+    kind: str  # sidewalk | verge | crosswalk
+    polygon: np.ndarray  # (N, 2) world [m]
+    color: RGB
+    stripes: list[np.ndarray] = field(default_factory=list)  # (4, 2) polygons painted on top
+
+
+class SimRoad(Road):
+    """Road whose step also advances `Pedestrian`s and records `crashed_into` per vehicle.
+
+    `crashed_into[id(vehicle)]` is the class of the first thing that vehicle hit
+    (vehicle | pedestrian | obstacle).
+    """
+
+    def __init__(self, *args, patches: list[GroundPatch] | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.patches = patches or []
+        self.crashed_into: dict[int, str] = {}
+
+    def step(self, dt: float) -> None:
+        for vehicle in self.vehicles:
+            vehicle.step(dt)
+        for obj in self.objects:
+            if isinstance(obj, Pedestrian):
+                obj.step(dt)
+        for i, vehicle in enumerate(self.vehicles):
+            for other in self.vehicles[i + 1 :]:
+                self._collide(vehicle, other, dt)
+            for other in self.objects:
+                self._collide(vehicle, other, dt)
+        self.objects = [o for o in self.objects if not getattr(o, "done", False)]
+
+    def _collide(self, vehicle, other, dt: float) -> None:
+        was_crashed, other_was_crashed = vehicle.crashed, other.crashed
+        vehicle.handle_collisions(other, dt)
+        if vehicle.crashed and not was_crashed:
+            self.crashed_into.setdefault(id(vehicle), object_class(other) or "vehicle")
+        if other.crashed and not other_was_crashed:
+            self.crashed_into.setdefault(id(other), object_class(vehicle) or "vehicle")

@@ -1,0 +1,73 @@
+"""Ground truth shared by every camera: track ids, styles, and ego-frame kinematics."""
+
+from __future__ import annotations
+
+import numpy as np
+from highway_env.vehicle.objects import Landmark
+
+from sim.appearance import Style, apply_style, obstacle_style, pedestrian_style, vehicle_style
+from sim.objects import object_class
+
+
+class SceneRegistry:
+    """Stable track ids and styles for the objects of one episode.
+
+    roadsight's envs style their objects when they create them; objects of stock highway-env
+    scenes are styled here, on first sight, from this registry's own seeded generator (so the
+    simulation's random stream is never touched). Call `reset(seed)` at every env reset.
+    """
+
+    def __init__(self, seed: int | None = None):
+        self.reset(seed)
+
+    def reset(self, seed: int | None = None) -> None:
+        self._rng = np.random.default_rng(seed)
+        self._ids: dict[int, tuple[object, int]] = {}  # id(obj) -> (obj kept alive, track id)
+
+    def track_id(self, obj) -> int:
+        entry = self._ids.get(id(obj))
+        if entry is None:
+            entry = (obj, len(self._ids) + 1)
+            self._ids[id(obj)] = entry
+        return entry[1]
+
+    def style(self, obj) -> Style:
+        style = getattr(obj, "roadsight_style", None)
+        if style is None:
+            cls = object_class(obj)
+            if cls == "pedestrian":
+                style = pedestrian_style(self._rng)
+            elif cls == "obstacle":
+                style = obstacle_style(self._rng, kind="debris")
+            else:
+                style = vehicle_style(self._rng, kind="car")
+            # keep the simulator's collision box: only the look changes
+            style.length, style.width = float(obj.LENGTH), float(obj.WIDTH)
+            apply_style(obj, style, resize=False)
+        return style
+
+
+def scene_objects(env) -> list:
+    """Every road object a camera may label or draw: vehicles (ego included) then road objects."""
+    road = env.unwrapped.road
+    return [v for v in road.vehicles] + [o for o in road.objects if not isinstance(o, Landmark)]
+
+
+def ego_rotation(ego) -> np.ndarray:
+    """(2, 2) rotation taking world vectors into the ego frame (x forward, y left).
+
+    highway-env's world has y to the right of travel, so the ego frame's y is the negated
+    second coordinate after rotating by -heading.
+    """
+    c, s = np.cos(ego.heading), np.sin(ego.heading)
+    return np.array([[c, s], [s, -c]])
+
+
+def ego_frame_state(ego, obj) -> tuple[tuple[float, float], tuple[float, float], float]:
+    """Position [m], velocity relative to the ego [m/s] and heading [rad], in the ego frame."""
+    rot = ego_rotation(ego)
+    xy = rot @ (np.asarray(obj.position, float) - ego.position)
+    vxy = rot @ (np.asarray(obj.velocity, float) - ego.velocity)
+    heading = -(obj.heading - ego.heading)
+    heading = float((heading + np.pi) % (2 * np.pi) - np.pi)
+    return (float(xy[0]), float(xy[1])), (float(vxy[0]), float(vxy[1])), heading
