@@ -1,0 +1,3 @@
+"""roadsight: driving from what a camera sees. This package holds the CLI and shared run utilities."""
+
+__version__ = "0.1.0"

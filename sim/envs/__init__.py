@@ -11,7 +11,9 @@ ENV_IDS = {
 
 
 def register_envs() -> None:
-    """Register roadsight's envs with gymnasium (idempotent)."""
+    """Register roadsight's envs, and highway-env's own, with gymnasium (idempotent)."""
+    import highway_env  # noqa: F401  (registers highway-fast-v0, merge-v0, ...)
+
     for env_id, entry_point in ENV_IDS.items():
         if env_id not in gym.registry:
             gym.register(id=env_id, entry_point=entry_point)

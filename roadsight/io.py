@@ -1,0 +1,80 @@
+"""Atomic file writes and the run record every command leaves in its run directory."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from roadsight import __version__
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> None:
+    """Write `data` to `path` so that readers see the old file or the new one, never a half."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_json(path: str | Path, obj: Any, indent: int | None = 2) -> None:
+    """JSON with sorted keys (byte-identical for identical content), written atomically."""
+    text = json.dumps(obj, indent=indent, sort_keys=True, separators=(",", ": ") if indent else (",", ":"))
+    atomic_write_bytes(path, (text + "\n").encode())
+
+
+def check_writable(directory: str | Path) -> Path:
+    """Create `directory` if needed and prove it is writable, or raise naming it."""
+    directory = Path(directory)
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=directory, prefix=".write-test-"):
+            pass
+    except OSError as e:
+        raise PermissionError(f"output directory {directory} is not writable: {e}") from e
+    return directory
+
+
+def git_commit() -> str | None:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5,
+            cwd=Path(__file__).resolve().parent,
+        )
+        return out.stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+class RunRecord:
+    """`run.json` in a run directory: command, version, commit, seed, device, start/end times."""
+
+    def __init__(self, out_dir: str | Path, command: str, seed: int | None, device: str = "cpu"):
+        self.path = Path(out_dir) / "run.json"
+        self.data = {
+            "command": command,
+            "roadsight_version": __version__,
+            "git_commit": git_commit(),
+            "seed": seed,
+            "device": device,
+            "start": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "end": None,
+            "status": "running",
+        }
+        atomic_write_json(self.path, self.data)
+
+    def finish(self, status: str = "ok", **extra: Any) -> None:
+        self.data.update(extra, end=time.strftime("%Y-%m-%dT%H:%M:%S%z"), status=status)
+        atomic_write_json(self.path, self.data)
