@@ -1,0 +1,47 @@
+"""Gymnasium wrapper that makes a camera the observation and its ground truth the info."""
+
+from __future__ import annotations
+
+import gymnasium as gym
+import numpy as np
+
+from sim.truth import SceneRegistry
+from sim.types import Frame
+
+
+class CameraObservation(gym.Wrapper):
+    """Observation: the camera's uint8 RGB image, (H, W, 3), or (n, H, W, 3) for an n-camera rig.
+
+    `info["objects"]` holds the frame's ground truth (a list of ObjectTruth; a dict name -> list
+    for rigs) and `info["camera"]` its CameraInfo, so a training loop never pays for it in the
+    observation. `self.frames` keeps the last rendered Frames.
+    """
+
+    def __init__(self, env: gym.Env, camera, extras: tuple[str, ...] = ()):
+        super().__init__(env)
+        self.camera = camera
+        self.extras = tuple(extras)
+        self.registry = SceneRegistry()
+        shape = tuple(camera.image_shape)
+        if len(camera.names) > 1:
+            shape = (len(camera.names), *shape)
+        self.observation_space = gym.spaces.Box(0, 255, shape, dtype=np.uint8)
+        self.frames: list[Frame] = []
+
+    def _observe(self, info: dict) -> np.ndarray:
+        self.frames = self.camera.frames(self.env, self.registry, self.extras)
+        if len(self.frames) == 1:
+            info["objects"], info["camera"] = self.frames[0].objects, self.frames[0].camera
+            return self.frames[0].image
+        info["objects"] = {f.camera.name: f.objects for f in self.frames}
+        info["camera"] = {f.camera.name: f.camera for f in self.frames}
+        return np.stack([f.image for f in self.frames])
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
+        self.registry.reset(seed)
+        _, info = self.env.reset(seed=seed, options=options)
+        return self._observe(info), info
+
+    def step(self, action):
+        _, reward, terminated, truncated, info = self.env.step(action)
+        return self._observe(info), reward, terminated, truncated, info
