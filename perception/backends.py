@@ -1,0 +1,105 @@
+"""Inference backends (torch, onnxruntime) behind one `Detector` that maps images to Detections."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from hydra.utils import instantiate
+
+from perception.checkpoint import CheckpointError, build_model, load_checkpoint
+from perception.data import prepare_image
+from perception.decode import Detections, decode, to_image_detections
+from perception.model import CenterNet, ExportWrapper
+
+log = logging.getLogger(__name__)
+Outputs = tuple[torch.Tensor, torch.Tensor, torch.Tensor]  # heatmap probs, size, offset
+
+
+def resolve_device(device: str = "auto") -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+class TorchBackend:
+    """(B, 3, H, W) float32 -> (heatmap probabilities, size, offset) on the CPU."""
+
+    name = "torch"
+
+    def __init__(self, model: CenterNet, device: str | torch.device = "auto"):
+        self.device = resolve_device(device) if isinstance(device, str) else device
+        self.model = ExportWrapper(model).to(self.device).eval()
+
+    @torch.inference_mode()
+    def __call__(self, x: torch.Tensor) -> Outputs:
+        out = self.model(x.to(self.device, non_blocking=True))
+        return tuple(o.float().cpu() for o in out)
+
+
+class OnnxBackend:
+    """The same contract through onnxruntime on an exported `detector.onnx`."""
+
+    name = "onnx"
+
+    def __init__(self, path: str | Path, threads: int = 0):
+        import onnxruntime as ort  # imported here: only this backend needs it
+
+        opts = ort.SessionOptions()
+        if threads:
+            opts.intra_op_num_threads = threads
+        providers = [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider")
+                     if p in ort.get_available_providers()]
+        try:
+            self.session = ort.InferenceSession(str(path), opts, providers=providers)
+        except Exception as e:  # onnxruntime raises its own Fail/InvalidGraph types
+            raise CheckpointError(f"onnx model {path}: onnxruntime cannot load it: {e}") from e
+        self.input_name = self.session.get_inputs()[0].name
+
+    def __call__(self, x: torch.Tensor) -> Outputs:
+        outs = self.session.run(None, {self.input_name: x.cpu().numpy().astype(np.float32)})
+        return tuple(torch.from_numpy(o) for o in outs)
+
+
+class Detector:
+    """Images -> Detections: shared preprocessing, a backend, peak decoding."""
+
+    def __init__(self, backend: Callable[[torch.Tensor], Outputs], preprocessor: Callable,
+                 score_thresh: float = 0.3, topk: int = 100):
+        self.backend, self.preprocessor = backend, preprocessor
+        self.score_thresh, self.topk = score_thresh, topk
+
+    def detect_batch(self, x: torch.Tensor, letterboxes: Sequence) -> list[Detections]:
+        """Already preprocessed (B, 3, H, W) batch and its letterboxes -> Detections per image."""
+        heat, size, offset = self.backend(x)
+        decoded = decode(heat, size, offset, topk=self.topk, score_thresh=self.score_thresh)
+        return [to_image_detections(*d, lb) for d, lb in zip(decoded, letterboxes, strict=True)]
+
+    def __call__(self, images: Sequence[np.ndarray]) -> list[Detections]:
+        """(H, W, 3) uint8 RGB images (same input size after preprocessing) -> Detections."""
+        prepared = [prepare_image(im, self.preprocessor) for im in images]
+        x = torch.stack([p[0] for p in prepared])
+        return self.detect_batch(x, [p[1] for p in prepared])
+
+
+def load_detector(checkpoint: str | Path, backend: str = "torch", onnx_path: str | Path | None
+                  = None, device: str = "auto", score_thresh: float = 0.3,
+                  topk: int = 100) -> tuple[Detector, dict]:
+    """Detector from a checkpoint (preprocessing from the checkpoint); returns it and the state.
+
+    backend="onnx" uses `onnx_path` (exported from this checkpoint by `roadsight export`).
+    """
+    state = load_checkpoint(checkpoint)
+    preprocessor = instantiate(state["preprocess_cfg"])
+    if backend == "torch":
+        engine = TorchBackend(build_model(state, checkpoint), device)
+    elif backend == "onnx":
+        if onnx_path is None:
+            raise ValueError("backend=onnx needs an exported model path")
+        engine = OnnxBackend(onnx_path)
+    else:
+        raise ValueError(f"unknown backend {backend!r}; choose torch or onnx")
+    return Detector(engine, preprocessor, score_thresh, topk), state

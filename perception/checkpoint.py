@@ -1,0 +1,103 @@
+"""Detector checkpoints: self-describing files that val/detect/export rebuild without arguments.
+
+A checkpoint holds the model's `_target_` config (architecture), its weights, the class names, the
+preprocess config and the metrics; training checkpoints add optimizer/scheduler/RNG state.
+"""
+
+from __future__ import annotations
+
+import io
+import pickle
+from pathlib import Path
+from typing import Any
+
+import torch
+from hydra.utils import instantiate
+
+from perception.model import CenterNet
+from roadsight.io import atomic_write_bytes
+from roadsight.paths import MODELS_DIR
+from sim.types import CLASSES
+
+FORMAT = "roadsight-detector/1"
+REQUIRED = ("format", "model_cfg", "state_dict", "classes", "preprocess_cfg")
+TRAIN_COMMAND = ("roadsight train-detector data=[DIR,...] val_data=DIR preprocess={preprocess} "
+                 "hydra.run.dir=outputs/detector_{camera} && cp outputs/detector_{camera}/best.pt "
+                 "models/detector_{camera}.pt")
+CAMERA_PREPROCESS = {"bev": "default", "front": "front"}
+
+
+class CheckpointError(ValueError):
+    """A checkpoint is missing, unreadable or does not fit; the message names the file."""
+
+
+def save_checkpoint(path: str | Path, state: dict[str, Any]) -> None:
+    """torch.save into memory, then an atomic replace: `path` is never left half-written."""
+    missing = [k for k in REQUIRED if k not in state]
+    if missing:
+        raise ValueError(f"checkpoint state for {path} lacks {missing}")
+    buf = io.BytesIO()
+    torch.save(state, buf)
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict:
+    """Read and validate a detector checkpoint, or raise CheckpointError naming the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {path}: file not found")
+    try:
+        # weights_only: a checkpoint is data, never code
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except (RuntimeError, pickle.UnpicklingError, EOFError, ValueError, OSError) as e:
+        raise CheckpointError(f"checkpoint {path}: not a readable torch file "
+                              f"(corrupt or truncated?): {str(e).splitlines()[0]}") from e
+    if not isinstance(state, dict) or state.get("format") != FORMAT:
+        found = state.get("format") if isinstance(state, dict) else type(state).__name__
+        raise CheckpointError(f"checkpoint {path}: not a roadsight detector checkpoint "
+                              f"(format {found!r}, expected {FORMAT!r})")
+    missing = [k for k in REQUIRED if k not in state]
+    if missing:
+        raise CheckpointError(f"checkpoint {path}: missing entries {missing}")
+    if tuple(state["classes"]) != CLASSES:
+        raise CheckpointError(f"checkpoint {path}: classes {state['classes']} differ from "
+                              f"this code's {CLASSES}")
+    return state
+
+
+def build_model(state: dict, path: str | Path = "<checkpoint>") -> CenterNet:
+    """Instantiate the checkpoint's architecture and load its weights (strict)."""
+    cfg = dict(state["model_cfg"])
+    if not str(cfg.get("_target_", "")).startswith("perception.model."):
+        raise CheckpointError(f"checkpoint {path}: model _target_ {cfg.get('_target_')!r} is "
+                              f"not a perception.model class")
+    model = instantiate(cfg)
+    check_state_dict(model, state["state_dict"], path)
+    model.load_state_dict(state["state_dict"])
+    return model
+
+
+def check_state_dict(model: torch.nn.Module, state_dict: dict, path: str | Path) -> None:
+    """Raise CheckpointError listing the first mismatches if weights do not fit `model`."""
+    own = model.state_dict()
+    problems = [f"missing {k}" for k in own if k not in state_dict]
+    problems += [f"unexpected {k}" for k in state_dict if k not in own]
+    problems += [f"{k}: shape {tuple(v.shape)} vs model {tuple(own[k].shape)}"
+                 for k, v in state_dict.items() if k in own and v.shape != own[k].shape]
+    if problems:
+        raise CheckpointError(
+            f"checkpoint {path}: weights from another architecture ({len(problems)} mismatches, "
+            f"e.g. {'; '.join(problems[:3])})")
+
+
+def resolve_checkpoint(checkpoint: str | None, camera: str = "bev") -> Path:
+    """The given checkpoint, or the shipped default models/detector_<camera>.pt."""
+    if checkpoint:
+        return Path(checkpoint)
+    path = MODELS_DIR / f"detector_{camera}.pt"
+    if not path.is_file():
+        cmd = TRAIN_COMMAND.format(camera=camera,
+                                   preprocess=CAMERA_PREPROCESS.get(camera, camera))
+        raise CheckpointError(f"no checkpoint= given and the default for camera={camera}, "
+                              f"{path}, does not exist; train it with: {cmd}")
+    return path

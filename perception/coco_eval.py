@@ -1,0 +1,118 @@
+"""COCO mAP with pycocotools for our records and detections.
+
+Objects with visible < min_visible go into the ground truth as iscrowd=1: a detection on them is
+ignored (neither a true nor a false positive) and missing them costs nothing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+from pycocotools.coco import COCO
+from pycocotools.cocoeval import COCOeval
+
+from perception.data import ImageRecord
+from perception.decode import Detections
+from sim.types import CLASSES
+
+IOU_50 = 0  # index of IoU=0.50 in COCOeval's iouThrs (0.50:0.05:0.95)
+
+
+@dataclass
+class EvalResult:
+    """Overall and per-class figures plus PR curves (IoU 0.5) for plotting."""
+
+    metrics: dict  # mAP50, mAP50_95, precision, recall, per_class -> name -> {...}
+    recall_grid: np.ndarray = field(default_factory=lambda: np.linspace(0, 1, 101))
+    pr_curves: dict[str, np.ndarray] = field(default_factory=dict)  # name -> (101,) precision
+
+
+def _nan_to_none(x: float) -> float | None:
+    return None if x is None or (isinstance(x, float) and math.isnan(x)) else float(x)
+
+
+def coco_ground_truth(records: list[ImageRecord], min_visible: float) -> dict:
+    """A COCO dict for `records`; hard-to-see objects marked iscrowd=1 (ignored)."""
+    images, anns = [], []
+    for r in records:
+        images.append({"id": r.id, "width": r.width, "height": r.height,
+                       "file_name": str(r.path)})
+        for box, c, v in zip(r.boxes, r.cls, r.visible, strict=True):
+            w, h = float(box[2] - box[0]), float(box[3] - box[1])
+            anns.append({"id": len(anns) + 1, "image_id": r.id, "category_id": int(c) + 1,
+                         "bbox": [float(box[0]), float(box[1]), w, h], "area": w * h,
+                         "iscrowd": int(v < min_visible)})
+    cats = [{"id": i + 1, "name": n} for i, n in enumerate(CLASSES)]
+    return {"images": images, "annotations": anns, "categories": cats}
+
+
+def evaluate(
+    records: list[ImageRecord],
+    detections: dict[int, Detections],
+    min_visible: float = 0.3,
+    score_thresh: float = 0.3,
+) -> EvalResult:
+    """mAP@0.5, mAP@0.5:0.95 overall and per class; precision/recall at `score_thresh`, IoU 0.5.
+
+    `detections` maps record id -> Detections in that image's pixels. Classes without any
+    (non-ignored) ground truth get None and are left out of the means.
+    """
+    gt = COCO()
+    gt.dataset = coco_ground_truth(records, min_visible)
+    with contextlib.redirect_stdout(io.StringIO()):
+        gt.createIndex()
+    dets = [
+        {"image_id": img_id, "category_id": int(c) + 1, "score": float(s),
+         "bbox": [float(b[0]), float(b[1]), float(b[2] - b[0]), float(b[3] - b[1])]}
+        for img_id, d in detections.items()
+        for b, c, s in zip(d.boxes, d.cls, d.score, strict=True)
+    ]
+    n_gt = {name: 0 for name in CLASSES}
+    for a in gt.dataset["annotations"]:
+        if not a["iscrowd"]:
+            n_gt[CLASSES[a["category_id"] - 1]] += 1
+    result = EvalResult(metrics={})
+    per_class = {n: {"AP50": None, "AP50_95": None, "precision": None, "recall": None,
+                     "n_gt": n_gt[n]} for n in CLASSES}
+    if dets:
+        with contextlib.redirect_stdout(io.StringIO()):
+            dt = gt.loadRes(dets)
+            ev = COCOeval(gt, dt, "bbox")
+            ev.params.imgIds = [r.id for r in records]
+            ev.evaluate()
+            ev.accumulate()
+        prec = ev.eval["precision"][:, :, :, 0, -1]  # (T, R, K) area=all, maxDets=100
+        scores = ev.eval["scores"][:, :, :, 0, -1]
+        for k, name in enumerate(CLASSES):
+            if n_gt[name] == 0:
+                continue
+            p50 = prec[IOU_50, :, k]
+            p_all = prec[:, :, k]
+            per_class[name]["AP50"] = float(np.mean(np.maximum(p50, 0)))
+            per_class[name]["AP50_95"] = float(np.mean(np.maximum(p_all, 0)))
+            result.pr_curves[name] = np.maximum(p50, 0)
+            # operating point: the largest recall reached with score >= score_thresh
+            ok = np.flatnonzero((scores[IOU_50, :, k] >= score_thresh) & (p50 > 0))
+            r_idx = ok.max() if len(ok) else None
+            per_class[name]["recall"] = float(ev.params.recThrs[r_idx]) if r_idx is not None \
+                else 0.0
+            per_class[name]["precision"] = float(p50[r_idx]) if r_idx is not None else 0.0
+    else:
+        for name in CLASSES:
+            if n_gt[name]:
+                per_class[name].update(AP50=0.0, AP50_95=0.0, precision=0.0, recall=0.0)
+
+    def mean(key: str) -> float | None:
+        vals = [v[key] for v in per_class.values() if v[key] is not None]
+        return _nan_to_none(float(np.mean(vals))) if vals else None
+
+    result.metrics = {"mAP50": mean("AP50"), "mAP50_95": mean("AP50_95"),
+                      "precision": mean("precision"), "recall": mean("recall"),
+                      "per_class": per_class, "n_images": len(records),
+                      "n_detections": len(dets), "min_visible": min_visible,
+                      "score_thresh": score_thresh}
+    return result

@@ -1,0 +1,133 @@
+"""A compact anchor-free CenterNet-style detector in plain torch (no torchvision).
+
+Backbone: conv-bn-relu stages at strides 2, 4, 8, 16. Neck: top-down upsampling with lateral 1x1
+convs back to stride 4. Heads at stride 4: class heatmap logits, log box size, centre offset.
+The neck output (`features`) is the feature map the RL policy can reuse.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import NamedTuple
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from sim.types import CLASSES
+
+STRIDE = 4  # output stride of heatmaps and features [input px per output cell]
+
+
+class HeadOutputs(NamedTuple):
+    """Raw head outputs at stride 4; shapes for an input of (B, 3, H, W)."""
+
+    heatmap: torch.Tensor  # (B, C, H/4, W/4) logits; sigmoid gives per-class centre scores
+    size: torch.Tensor  # (B, 2, H/4, W/4) log(w / STRIDE), log(h / STRIDE)
+    offset: torch.Tensor  # (B, 2, H/4, W/4) centre offset within its cell, in cells (0..1)
+
+
+def conv_bn_relu(c_in: int, c_out: int, stride: int = 1, k: int = 3) -> nn.Sequential:
+    return nn.Sequential(
+        nn.Conv2d(c_in, c_out, k, stride, k // 2, bias=False),
+        nn.BatchNorm2d(c_out),
+        nn.ReLU(inplace=True),
+    )
+
+
+class CenterNet(nn.Module):
+    """CenterNet-style detector.
+
+    Args:
+        widths: channels of the backbone stages at strides 2, 4, 8, 16.
+        depths: extra stride-1 conv blocks per stage (after each stage's strided conv).
+        neck_channels: channels of the stride-4 feature map (`features`).
+        head_channels: hidden channels of each head's 3x3 conv.
+        num_classes: heatmap channels (len(CLASSES) by default).
+    """
+
+    def __init__(
+        self,
+        widths: Sequence[int] = (16, 32, 64, 96),
+        depths: Sequence[int] = (0, 1, 1, 1),
+        neck_channels: int = 32,
+        head_channels: int = 32,
+        num_classes: int = len(CLASSES),
+        prior_prob: float = 0.01,
+    ):
+        super().__init__()
+        widths, depths = list(widths), list(depths)
+        if len(widths) != 4 or len(depths) != 4:
+            raise ValueError(f"widths and depths need 4 entries (strides 2,4,8,16), got "
+                             f"widths={widths} depths={depths}")
+        self.num_classes = num_classes
+        self.feature_channels = neck_channels
+        stages, c_in = [], 3
+        for w, d in zip(widths, depths, strict=True):
+            blocks = [conv_bn_relu(c_in, w, stride=2)] + [conv_bn_relu(w, w) for _ in range(d)]
+            stages.append(nn.Sequential(*blocks))
+            c_in = w
+        self.stages = nn.ModuleList(stages)
+        # lateral 1x1 convs for strides 4, 8, 16 into the neck width, then a 3x3 smoothing conv
+        self.laterals = nn.ModuleList(
+            [conv_bn_relu(w, neck_channels, k=1) for w in widths[1:]]
+        )
+        self.smooth = nn.ModuleList([conv_bn_relu(neck_channels, neck_channels) for _ in range(2)])
+
+        # one shared 3x3 conv for all heads (separate heads would triple the stride-4 cost),
+        # then a 1x1 per output
+        self.head_trunk = nn.Sequential(
+            nn.Conv2d(neck_channels, head_channels, 3, padding=1), nn.ReLU(inplace=True)
+        )
+        self.heatmap_head = nn.Conv2d(head_channels, num_classes, 1)
+        self.size_head = nn.Conv2d(head_channels, 2, 1)
+        self.offset_head = nn.Conv2d(head_channels, 2, 1)
+        # focal-loss prior: start with every location predicting background at p = prior_prob
+        nn.init.constant_(self.heatmap_head.bias, math.log(prior_prob / (1 - prior_prob)))
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, 3, H, W) normalised image -> (B, neck_channels, H/4, W/4) feature map."""
+        if x.ndim != 4 or x.shape[1] != 3 or x.shape[2] % 16 or x.shape[3] % 16:
+            raise ValueError(f"CenterNet expects (B, 3, H, W) with H, W multiples of 16, "
+                             f"got {tuple(x.shape)}")
+        skips = []
+        for stage in self.stages:
+            x = stage(x)
+            skips.append(x)
+        # top-down: stride 16 -> 8 -> 4
+        y = self.laterals[2](skips[3])
+        for lateral, smooth, skip in zip(
+            (self.laterals[1], self.laterals[0]), self.smooth, (skips[2], skips[1]), strict=True
+        ):
+            y = F.interpolate(y, scale_factor=2.0, mode="nearest") + lateral(skip)
+            y = smooth(y)
+        return y
+
+    def heads(self, feats: torch.Tensor) -> HeadOutputs:
+        t = self.head_trunk(feats)
+        return HeadOutputs(self.heatmap_head(t), self.size_head(t), self.offset_head(t))
+
+    def forward(
+        self, x: torch.Tensor, return_features: bool = False
+    ) -> HeadOutputs | tuple[HeadOutputs, torch.Tensor]:
+        """Head outputs, and with `return_features` also the (B, C, H/4, W/4) feature map."""
+        feats = self.features(x)
+        out = self.heads(feats)
+        return (out, feats) if return_features else out
+
+
+class ExportWrapper(nn.Module):
+    """What ONNX sees: input (B, 3, H, W) -> (sigmoid heatmap, size, offset)."""
+
+    def __init__(self, model: CenterNet):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        out = self.model(x)
+        return torch.sigmoid(out.heatmap), out.size, out.offset
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())

@@ -1,0 +1,129 @@
+"""Detector math: target encoding/decoding round trip, model shapes, losses, checkpoints."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from perception.checkpoint import (
+    FORMAT,
+    CheckpointError,
+    build_model,
+    load_checkpoint,
+    resolve_checkpoint,
+    save_checkpoint,
+)
+from perception.decode import decode, encode_targets
+from perception.losses import detector_loss
+from perception.model import STRIDE, CenterNet, count_parameters
+
+torch.set_num_threads(1)
+TINY = dict(widths=(8, 16, 16, 32), depths=(0, 0, 0, 0), neck_channels=16, head_channels=16)
+
+
+def targets_as_outputs(t: dict, input_hw: tuple[int, int]):
+    """Dense size/offset maps from the encoder's per-object targets (what a perfect model says)."""
+    h, w = input_hw[0] // STRIDE, input_hw[1] // STRIDE
+    size = torch.zeros(1, 2, h * w)
+    offset = torch.zeros(1, 2, h * w)
+    for k in np.flatnonzero(t["mask"]):
+        size[0, :, t["index"][k]] = torch.from_numpy(t["size"][k])
+        offset[0, :, t["index"][k]] = torch.from_numpy(t["offset"][k])
+    heat = torch.from_numpy(t["heatmap"])[None]
+    return heat, size.view(1, 2, h, w), offset.view(1, 2, h, w)
+
+
+def test_decode_recovers_encoded_boxes_exactly():
+    input_hw = (128, 256)
+    boxes = np.array([[10.3, 20.7, 40.1, 41.9], [100.0, 60.5, 106.2, 67.0],
+                      [180.5, 10.0, 250.0, 50.25], [60.0, 90.0, 64.0, 99.0]], np.float32)
+    cls = np.array([0, 1, 2, 1])
+    t = encode_targets(boxes, cls, input_hw)
+    assert t["mask"].sum() == 4
+    (got_boxes, got_cls, got_score), = decode(*targets_as_outputs(t, input_hw), score_thresh=0.5)
+    assert len(got_boxes) == 4
+    order = np.lexsort((got_boxes[:, 0].numpy(),))
+    want = np.lexsort((boxes[:, 0],))
+    np.testing.assert_allclose(got_boxes.numpy()[order], boxes[want], atol=1e-3)
+    np.testing.assert_array_equal(got_cls.numpy()[order], cls[want])
+    np.testing.assert_allclose(got_score.numpy(), 1.0)
+
+
+def test_encoder_ignores_low_visibility_regions_but_not_real_objects():
+    t = encode_targets(np.array([[0, 0, 16, 16]]), np.array([0]), (64, 64),
+                       ignore_boxes=np.array([[32, 32, 48, 48], [0, 0, 16, 16]]),
+                       ignore_cls=np.array([1, 0]))
+    assert t["ignore"][1, 8:12, 8:12].all()  # the ignored pedestrian's cells
+    assert t["ignore"][0, 2, 2] == 0  # never over a real object's centre
+
+
+def test_model_shapes_and_features():
+    model = CenterNet(**TINY).eval()
+    x = torch.zeros(2, 3, 64, 128)
+    out, feats = model(x, return_features=True)
+    assert out.heatmap.shape == (2, 3, 16, 32)
+    assert out.size.shape == out.offset.shape == (2, 2, 16, 32)
+    assert feats.shape == (2, 16, 16, 32)
+    assert torch.equal(model.features(x), feats)
+    with pytest.raises(ValueError, match="multiples of 16"):
+        model(torch.zeros(1, 3, 60, 128))
+    assert count_parameters(model) > 0
+
+
+def test_loss_falls_when_fitting_one_target():
+    torch.manual_seed(0)
+    model = CenterNet(**TINY)
+    t = encode_targets(np.array([[8, 8, 40, 30], [70, 30, 80, 44]]), np.array([0, 1]), (64, 128))
+    targets = {k: torch.from_numpy(v)[None] for k, v in t.items()}
+    x = torch.rand(1, 3, 64, 128)
+    opt = torch.optim.Adam(model.parameters(), 1e-2)
+    losses = []
+    for _ in range(30):
+        loss = detector_loss(model(x), targets)
+        opt.zero_grad()
+        loss["total"].backward()
+        opt.step()
+        losses.append(loss["total"].item())
+    assert losses[-1] < 0.3 * losses[0]
+
+
+def _state(model, cfg):
+    return {"format": FORMAT, "model_cfg": cfg, "state_dict": model.state_dict(),
+            "classes": ["vehicle", "pedestrian", "obstacle"],
+            "preprocess_cfg": {"_target_": "builtins.dict"}}
+
+
+def test_checkpoint_round_trip_and_errors(tmp_path):
+    cfg = {"_target_": "perception.model.CenterNet", **TINY}
+    model = CenterNet(**TINY)
+    path = tmp_path / "det.pt"
+    save_checkpoint(path, _state(model, cfg))
+    again = build_model(load_checkpoint(path), path)
+    for a, b in zip(model.state_dict().values(), again.state_dict().values(), strict=True):
+        assert torch.equal(a, b)
+
+    bad = tmp_path / "corrupt.pt"
+    bad.write_bytes(path.read_bytes()[:100])
+    with pytest.raises(CheckpointError, match="corrupt.pt.*not a readable torch file"):
+        load_checkpoint(bad)
+
+    other = tmp_path / "other_arch.pt"
+    state = _state(CenterNet(**{**TINY, "neck_channels": 8}), cfg)  # weights don't fit cfg
+    save_checkpoint(other, state)
+    with pytest.raises(CheckpointError, match="other_arch.pt.*another architecture"):
+        build_model(load_checkpoint(other), other)
+
+    foreign = tmp_path / "foreign.pt"
+    torch.save({"weights": torch.zeros(3)}, foreign)
+    with pytest.raises(CheckpointError, match="foreign.pt.*not a roadsight detector"):
+        load_checkpoint(foreign)
+
+    with pytest.raises(CheckpointError, match="missing.pt.*not found"):
+        load_checkpoint(tmp_path / "missing.pt")
+
+
+def test_missing_default_checkpoint_names_the_training_command(monkeypatch, tmp_path):
+    monkeypatch.setattr("perception.checkpoint.MODELS_DIR", tmp_path)
+    with pytest.raises(CheckpointError, match="detector_front.pt.*roadsight train-detector"):
+        resolve_checkpoint(None, camera="front")
