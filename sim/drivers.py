@@ -28,8 +28,9 @@ class IDMDriver:
     neighbouring lane is clear.
     """
 
-    def __init__(self, lane_change_distance: float = 25.0):
+    def __init__(self, lane_change_distance: float = 25.0, horizon: float = 1.0):
         self.lane_change_distance = lane_change_distance  # [m]
+        self.horizon = horizon  # [s] the speed wanted is the IDM speed this far ahead
 
     def reset(self, env, seed: int | None = None) -> None:
         base = env.unwrapped
@@ -52,11 +53,15 @@ class IDMDriver:
         if front is not None:
             gap = max(ego.lane_distance_to(front), 0.1)  # centre to centre, as highway-env's IDM
             acc -= model.COMFORT_ACC_MAX * (model.desired_gap(ego, front) / gap) ** 2
-        wanted = ego.speed + acc / base.config["policy_frequency"]
+        wanted = ego.speed + acc * self.horizon
         speeds = ego.target_speeds
-        index = int(np.argmin(np.abs(speeds - wanted)))
+        if acc > 0:  # the first target speed at or above the wanted one: never stall at 0
+            index = int(np.searchsorted(speeds, wanted))
+        else:
+            index = int(np.argmin(np.abs(speeds - wanted)))
         if acc < -2.0:  # brake hard: the target speed must drop now
             index = min(index, ego.speed_index - 1)
+        index = int(np.clip(index, 0, len(speeds) - 1))
         if index > ego.speed_index:
             return FASTER
         if index < ego.speed_index:

@@ -51,9 +51,11 @@ class SimRoad(Road):
         self.objects = [o for o in self.objects if not getattr(o, "done", False)]
 
     def _collide(self, vehicle, other, dt: float) -> None:
-        was_crashed, other_was_crashed = vehicle.crashed, other.crashed
+        # highway-env crashes a vehicle either now (overlap) or at its next step (a predicted
+        # overlap leaves an `impact`): both name the partner.
+        before = [(o, o.crashed, getattr(o, "impact", None)) for o in (vehicle, other)]
         vehicle.handle_collisions(other, dt)
-        if vehicle.crashed and not was_crashed:
-            self.crashed_into.setdefault(id(vehicle), object_class(other) or "vehicle")
-        if other.crashed and not other_was_crashed:
-            self.crashed_into.setdefault(id(other), object_class(vehicle) or "vehicle")
+        for (obj, crashed, impact), partner in zip(before, (other, vehicle)):
+            hit = (obj.crashed and not crashed) or getattr(obj, "impact", None) is not impact
+            if hit:
+                self.crashed_into.setdefault(id(obj), object_class(partner) or "vehicle")

@@ -5,7 +5,14 @@ from __future__ import annotations
 import numpy as np
 from highway_env.vehicle.objects import Landmark
 
-from sim.appearance import Style, apply_style, obstacle_style, pedestrian_style, vehicle_style
+from sim.appearance import (
+    Style,
+    apply_style,
+    ego_style,
+    obstacle_style,
+    pedestrian_style,
+    vehicle_style,
+)
 from sim.objects import object_class
 
 
@@ -48,8 +55,14 @@ class SceneRegistry:
 
 
 def scene_objects(env) -> list:
-    """Every road object a camera may label or draw: vehicles (ego included) then road objects."""
+    """Every road object a camera may label or draw: vehicles (ego included) then road objects.
+
+    Controlled vehicles of stock highway-env scenes get the ego's look here, on first sight.
+    """
     road = env.unwrapped.road
+    for ego in env.unwrapped.controlled_vehicles:
+        if getattr(ego, "roadsight_style", None) is None:
+            apply_style(ego, ego_style(), resize=False)
     return [v for v in road.vehicles] + [o for o in road.objects if not isinstance(o, Landmark)]
 
 

@@ -9,7 +9,7 @@ from sim.truth import SceneRegistry
 from sim.types import Frame
 
 
-class CameraObservation(gym.Wrapper):
+class CameraObservation(gym.Wrapper, gym.utils.RecordConstructorArgs):
     """Observation: the camera's uint8 RGB image, (H, W, 3), or (n, H, W, 3) for an n-camera rig.
 
     `info["objects"]` holds the frame's ground truth (a list of ObjectTruth; a dict name -> list
@@ -18,7 +18,8 @@ class CameraObservation(gym.Wrapper):
     """
 
     def __init__(self, env: gym.Env, camera, extras: tuple[str, ...] = ()):
-        super().__init__(env)
+        gym.utils.RecordConstructorArgs.__init__(self, camera=camera, extras=tuple(extras))
+        gym.Wrapper.__init__(self, env)
         self.camera = camera
         self.extras = tuple(extras)
         self.registry = SceneRegistry()

@@ -49,7 +49,8 @@ class UrbanCrossingEnv(RoadsightRewardsMixin, AbstractEnv):
                 "sidewalk_width": 3.0,  # [m]
                 "pedestrians_count": 8,  # pedestrians kept around the ego
                 "jaywalk_rate": 0.15,  # fraction crossing away from a crosswalk
-                "obstacles_count": 3,
+                "obstacles_count": 4,
+                "obstacles_range": [40.0, 400.0],  # [m] ahead of the ego's start
                 "ego_start_x": 30.0,  # [m]
                 "progress_reward": 0.4,
                 "speeding_reward": -0.4,
@@ -141,9 +142,8 @@ class UrbanCrossingEnv(RoadsightRewardsMixin, AbstractEnv):
         add_traffic(self.road, vehicle_type, cfg["vehicles_count"], self._rng,
                     spacing=1 / cfg["vehicles_density"])
         lanes = [("a", "b", i) for i in range(cfg["lanes_count"])]
-        start = cfg["ego_start_x"]
-        add_obstacles(self.road, self._rng, cfg["obstacles_count"],
-                      (start + 40, cfg["road_length"] - 40), lanes)
+        lo, hi = (cfg["ego_start_x"] + d for d in cfg["obstacles_range"])
+        add_obstacles(self.road, self._rng, cfg["obstacles_count"], (lo, hi), lanes)
 
     def _spawn_pedestrian(self, initial: bool = False) -> None:
         cfg = self.config
