@@ -12,6 +12,7 @@ import math
 from dataclasses import dataclass, field
 
 import numpy as np
+import torch
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
@@ -116,3 +117,38 @@ def evaluate(
                       "n_detections": len(dets), "min_visible": min_visible,
                       "score_thresh": score_thresh}
     return result
+
+
+def predict_records(detector, records: list[ImageRecord], batch_size: int = 16,
+                    corruption=None) -> dict[int, Detections]:
+    """Run a `Detector` over records (optionally corrupted, seeded per image) -> id -> Detections.
+
+    corruption: a `perception.corruptions.Corruption`; each image draws from its own generator
+        seeded by (corruption.seed, record id), so results do not depend on order or batch size.
+    """
+    from perception.corruptions import corrupt
+    from perception.data import prepare_image, read_image_rgb
+
+    out: dict[int, Detections] = {}
+    for start in range(0, len(records), batch_size):
+        chunk = records[start:start + batch_size]
+        xs, lbs = [], []
+        for r in chunk:
+            image = read_image_rgb(r.path)
+            if corruption is not None:
+                rng = np.random.default_rng([corruption.seed, r.id])
+                image = corrupt(image, corruption.name, corruption.severity, rng)
+            x, lb = prepare_image(image, detector.preprocessor)
+            xs.append(x)
+            lbs.append(lb)
+        for r, d in zip(chunk, detector.detect_batch(torch.stack(xs), lbs), strict=True):
+            out[r.id] = d
+    return out
+
+
+def evaluate_detector(detector, records: list[ImageRecord], min_visible: float = 0.3,
+                      batch_size: int = 16, corruption=None,
+                      score_thresh: float = 0.3) -> EvalResult:
+    """Predict over `records` and score with `evaluate`."""
+    dets = predict_records(detector, records, batch_size, corruption)
+    return evaluate(records, dets, min_visible, score_thresh)

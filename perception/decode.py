@@ -139,9 +139,6 @@ def to_image_detections(
     boxes: torch.Tensor, cls: torch.Tensor, score: torch.Tensor, letterbox
 ) -> Detections:
     """Map decoded boxes from network input pixels back to the original image (clipped)."""
-    b = letterbox.to_image(boxes.cpu().numpy().astype(np.float32)).astype(np.float32)
-    ih, iw = letterbox.image_size
-    b[:, [0, 2]] = b[:, [0, 2]].clip(0, iw)
-    b[:, [1, 3]] = b[:, [1, 3]].clip(0, ih)
-    return Detections(b.reshape(-1, 4), cls.cpu().numpy().astype(np.int64),
+    b = letterbox.to_image(boxes.cpu().numpy().astype(np.float32).reshape(-1, 4))
+    return Detections(b.astype(np.float32), cls.cpu().numpy().astype(np.int64),
                       score.cpu().numpy().astype(np.float32))
