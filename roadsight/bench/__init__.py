@@ -1,0 +1,1 @@
+"""Benchmark suites: `roadsight bench suites=[sim,...]` measures side by side in one run."""
