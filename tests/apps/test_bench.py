@@ -1,0 +1,28 @@
+"""`roadsight bench` runs its suites with tiny budgets and reports consistent ratios."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.apps.test_record import run_cli
+
+
+def test_sim_suite_reports_rates_and_ratios(tmp_path):
+    run_cli("bench", "suites=[sim]", "sim.steps=3", "sim.rounds=1", f"hydra.run.dir={tmp_path}")
+    result = json.loads((tmp_path / "metrics.json").read_text())
+    rows = {r["case"]: r for r in result["suites"]["sim"]["rows"]}
+    base = rows["highway-fast-v0 (kinematics)"]
+    assert base["vs_highway_fast"] == 1.0
+    urban, urban_bev = rows["urban-crossing-v0 (kinematics)"], rows["urban-crossing-v0 + bev"]
+    assert urban_bev["vs_same_env_without_camera"] == pytest.approx(
+        urban_bev["steps_per_s"] / urban["steps_per_s"])
+    assert all(r["steps_per_s"] > 0 for r in rows.values())
+    assert result["machine"]["cores"] >= 1
+
+
+def test_unknown_suite_names_the_choices(tmp_path):
+    proc = run_cli("bench", "suites=[gpu_magic]", f"hydra.run.dir={tmp_path}", check=False)
+    assert proc.returncode != 0 and "unknown suite 'gpu_magic'" in proc.stderr
+    assert "sim" in proc.stderr
