@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import io
 import logging
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -14,6 +16,7 @@ from perception.checkpoint import CheckpointError, build_model, load_checkpoint
 from perception.data import prepare_image
 from perception.decode import Detections, decode, to_image_detections
 from perception.model import CenterNet, ExportWrapper
+from roadsight.io import atomic_write_bytes
 
 log = logging.getLogger(__name__)
 Outputs = tuple[torch.Tensor, torch.Tensor, torch.Tensor]  # heatmap probs, size, offset
@@ -85,12 +88,23 @@ class Detector:
         return self.detect_batch(x, [p[1] for p in prepared])
 
 
-def load_detector(checkpoint: str | Path, backend: str = "torch", onnx_path: str | Path | None
-                  = None, device: str = "auto", score_thresh: float = 0.3,
-                  topk: int = 100) -> tuple[Detector, dict]:
+def input_hw(preprocessor) -> tuple[int, int]:
+    """Network input (H, W) fixed by the preprocessor's resize/letterbox op."""
+    size = getattr(preprocessor, "input_size", None)
+    if size is None:
+        raise ValueError(f"{preprocessor!r} has no resize/letterbox op; the detector needs a "
+                         f"fixed input size (multiples of 16)")
+    return int(size[1]), int(size[0])
+
+
+def load_detector(checkpoint: str | Path, backend: str = "torch",
+                  onnx_path: str | Path | None = None, device: str = "auto",
+                  score_thresh: float = 0.3, topk: int = 100,
+                  export_dir: str | Path | None = None) -> tuple[Detector, dict]:
     """Detector from a checkpoint (preprocessing from the checkpoint); returns it and the state.
 
-    backend="onnx" uses `onnx_path` (exported from this checkpoint by `roadsight export`).
+    backend="onnx" runs `onnx_path` (from `roadsight export`) in onnxruntime; without it the
+    checkpoint is exported to `export_dir`/detector.onnx first.
     """
     state = load_checkpoint(checkpoint)
     preprocessor = instantiate(state["preprocess_cfg"])
@@ -98,8 +112,33 @@ def load_detector(checkpoint: str | Path, backend: str = "torch", onnx_path: str
         engine = TorchBackend(build_model(state, checkpoint), device)
     elif backend == "onnx":
         if onnx_path is None:
-            raise ValueError("backend=onnx needs an exported model path")
+            if export_dir is None:
+                raise ValueError("backend=onnx needs onnx=PATH or an export directory")
+            onnx_path = export_onnx(build_model(state, checkpoint),
+                                    Path(export_dir) / "detector.onnx", input_hw(preprocessor))
         engine = OnnxBackend(onnx_path)
     else:
         raise ValueError(f"unknown backend {backend!r}; choose torch or onnx")
     return Detector(engine, preprocessor, score_thresh, topk), state
+
+
+def export_onnx(model: CenterNet, path: str | Path, input_hw: tuple[int, int],
+                opset: int = 17) -> Path:
+    """Write `model` (eval mode) to ONNX: input "image" (B, 3, H, W) -> heatmap, size, offset.
+
+    Batch, height and width are dynamic axes (a conv net; H and W must stay multiples of 16).
+    Written to a temporary file first, then renamed.
+    """
+    wrapper = ExportWrapper(model).cpu().eval()
+    dummy = torch.zeros(1, 3, *input_hw)
+    axes = {0: "batch", 2: "height", 3: "width"}
+    buf = io.BytesIO()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the legacy exporter's deprecation notice
+        torch.onnx.export(
+            wrapper, (dummy,), buf, dynamo=False, opset_version=opset,
+            input_names=["image"], output_names=["heatmap", "size", "offset"],
+            dynamic_axes={"image": axes, "heatmap": axes, "size": axes, "offset": axes},
+        )
+    atomic_write_bytes(path, buf.getvalue())
+    return Path(path)

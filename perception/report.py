@@ -1,0 +1,65 @@
+"""Evaluation artefacts: a rich table, a per-class CSV and a PR-curve plot."""
+
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+
+from perception.coco_eval import EvalResult
+from roadsight.io import atomic_write_bytes
+
+COLUMNS = ("AP50", "AP50_95", "precision", "recall", "n_gt")
+
+
+def _fmt(v) -> str:
+    return "-" if v is None else (f"{v:.3f}" if isinstance(v, float) else str(v))
+
+
+def rich_table(result: EvalResult, title: str = "detector"):
+    """A rich Table of per-class and overall figures."""
+    from rich.table import Table
+
+    m = result.metrics
+    table = Table(title=title)
+    table.add_column("class")
+    for c in COLUMNS:
+        table.add_column(c, justify="right")
+    for name, pc in m["per_class"].items():
+        table.add_row(name, *(_fmt(pc[c]) for c in COLUMNS))
+    n_gt = sum(pc["n_gt"] for pc in m["per_class"].values())
+    table.add_row("all (mean)", _fmt(m["mAP50"]), _fmt(m["mAP50_95"]), _fmt(m["precision"]),
+                  _fmt(m["recall"]), str(n_gt), style="bold")
+    return table
+
+
+def write_csv(result: EvalResult, path: str | Path) -> None:
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    w.writerow(["class", *COLUMNS])
+    for name, pc in result.metrics["per_class"].items():
+        w.writerow([name, *("" if pc[c] is None else pc[c] for c in COLUMNS)])
+    m = result.metrics
+    w.writerow(["all", m["mAP50"], m["mAP50_95"], m["precision"], m["recall"],
+                sum(pc["n_gt"] for pc in m["per_class"].values())])
+    atomic_write_bytes(path, buf.getvalue().encode())
+
+
+def plot_pr_curves(result: EvalResult, path: str | Path, title: str = "PR at IoU 0.5") -> None:
+    """Precision-recall curves per class (COCO's interpolated precision) as a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5, 4), dpi=100)
+    for name, prec in result.pr_curves.items():
+        ap = result.metrics["per_class"][name]["AP50"]
+        ax.plot(result.recall_grid, prec, label=f"{name} (AP50 {ap:.3f})")
+    ax.set(xlabel="recall", ylabel="precision", xlim=(0, 1), ylim=(0, 1.02), title=title)
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower left")
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", bbox_inches="tight")
+    plt.close(fig)
+    atomic_write_bytes(path, buf.getvalue())

@@ -1,0 +1,70 @@
+"""`roadsight val-detector checkpoint=FILE data=DIR hydra.run.dir=OUT`: COCO mAP of a detector.
+
+Writes OUT/metrics.json (mAP50, mAP50_95, per_class.<name>.AP50/AP50_95, precision, recall),
+OUT/per_class.csv, OUT/pr_curve.png and OUT/run.json; prints a table.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+
+import hydra
+from hydra.core.hydra_config import HydraConfig
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+
+from perception.checkpoint import CheckpointError
+from perception.data import DatasetError
+from roadsight.io import RunRecord, atomic_write_json, check_writable
+from roadsight.paths import CONF_DIR
+
+log = logging.getLogger(__name__)
+
+
+def validate(cfg: DictConfig, out: Path) -> dict:
+    """Load the detector and data, score them, write the artefacts; return metrics."""
+    from rich.console import Console
+
+    from perception.backends import load_detector
+    from perception.checkpoint import resolve_checkpoint
+    from perception.coco_eval import evaluate_detector
+    from perception.data import load_coco_dirs
+    from perception.report import plot_pr_curves, rich_table, write_csv
+
+    ckpt = resolve_checkpoint(cfg.checkpoint, cfg.camera)
+    # a low threshold so that COCO sees the whole ranking; P/R are read at cfg.score_thresh
+    detector, _ = load_detector(ckpt, cfg.backend, cfg.onnx, cfg.device, score_thresh=0.001,
+                                topk=cfg.topk, export_dir=out)
+    data = OmegaConf.to_container(cfg.data) if OmegaConf.is_list(cfg.data) else cfg.data
+    records = load_coco_dirs(data)
+    corruption = instantiate(cfg.corruption) if cfg.corruption else None
+    if corruption is not None and corruption.severity == 0:
+        corruption = None
+    result = evaluate_detector(detector, records, cfg.min_visible, cfg.batch_size, corruption,
+                               cfg.score_thresh)
+    cond = "clean" if corruption is None else f"{corruption.name} severity {corruption.severity}"
+    metrics = {**result.metrics, "checkpoint": str(ckpt), "backend": cfg.backend,
+               "corruption": None if corruption is None else
+               {"name": corruption.name, "severity": corruption.severity},
+               "data": data}
+    atomic_write_json(out / "metrics.json", metrics)
+    write_csv(result, out / "per_class.csv")
+    plot_pr_curves(result, out / "pr_curve.png", f"PR at IoU 0.5 ({cond})")
+    Console().print(rich_table(result, f"{ckpt.name} on {len(records)} images ({cond})"))
+    return metrics
+
+
+@hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="val_detector")
+def main(cfg: DictConfig) -> float | None:
+    out = check_writable(Path(HydraConfig.get().runtime.output_dir))
+    run = RunRecord(out, "val-detector", cfg.corruption.get("seed") if cfg.corruption else None,
+                    cfg.device)
+    try:
+        metrics = validate(cfg, out)
+    except (DatasetError, CheckpointError, ValueError) as e:
+        run.finish(status="error", error=str(e))
+        sys.exit(f"roadsight val-detector: {e}")
+    run.finish(status="ok", mAP50=metrics["mAP50"])
+    return metrics["mAP50"]
