@@ -53,6 +53,13 @@ class SimRoad(Road):
     def _collide(self, vehicle, other, dt: float) -> None:
         # highway-env crashes a vehicle either now (overlap) or at its next step (a predicted
         # overlap leaves an `impact`): both name the partner.
+        if not (vehicle.check_collisions or other.check_collisions):
+            return
+        # cheap bound before highway-env's own test: |dx| or |dy| beyond it means no contact
+        reach = (vehicle.diagonal + other.diagonal) / 2 + (abs(vehicle.speed) + abs(other.speed)) * dt
+        delta = other.position - vehicle.position
+        if abs(delta[0]) > reach or abs(delta[1]) > reach:
+            return
         before = [(o, o.crashed, getattr(o, "impact", None)) for o in (vehicle, other)]
         vehicle.handle_collisions(other, dt)
         for (obj, crashed, impact), partner in zip(before, (other, vehicle)):
