@@ -35,7 +35,8 @@ class Pedestrian(RoadObject):
     then `done` so the env removes it. Speeds are drawn in [1.0, 1.8] m/s.
     """
 
-    WAIT_OFFSET = 1.3  # [m] from the kerb: outside IDM's on-lane margin, so waiting people do not stop cars
+    MIN_WAIT_OFFSET = 1.2  # [m] from the kerb: outside IDM's on-lane margin (1 m), so waiting
+    # people do not stop cars
     LEAVE_DISTANCE = 2.0  # [m] beyond the sidewalk's outer edge, then gone
 
     def __init__(
@@ -47,6 +48,7 @@ class Pedestrian(RoadObject):
         walk_speed: float,
         gap_time: float,
         patience: float,
+        wait_offset: float = MIN_WAIT_OFFSET,
     ):
         super().__init__(road, position, heading=0.0, speed=0.0)
         apply_style(self, style)
@@ -54,6 +56,7 @@ class Pedestrian(RoadObject):
         self.walk_speed = walk_speed  # [m/s]
         self.gap_time = gap_time  # [s] accepted time gap to approaching vehicles
         self.patience = patience  # [s] after this wait, a 60 % shorter gap is enough
+        self.wait_offset = max(wait_offset, self.MIN_WAIT_OFFSET)  # [m] from the kerb
         self.state = "walk"
         self.waited = 0.0  # [s]
         self.done = False
@@ -63,7 +66,7 @@ class Pedestrian(RoadObject):
         return self.plan.road_y[0] if side < 0 else self.plan.road_y[1]
 
     def _wait_y(self) -> float:
-        return self._kerb_y(self.plan.from_side) + self.plan.from_side * self.WAIT_OFFSET
+        return self._kerb_y(self.plan.from_side) + self.plan.from_side * self.wait_offset
 
     @property
     def on_roadway(self) -> bool:

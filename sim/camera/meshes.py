@@ -38,22 +38,27 @@ class Mesh:
     part_rank: np.ndarray  # (P,) int: stacked parts (cabin on body) draw by rank, then far to near
     part_center: np.ndarray  # (P, 3)
     decal: np.ndarray  # (F,) bool: drawn after the part's own faces
+    vert_part: np.ndarray  # (V,) int part of every vertex
+    part_verts: np.ndarray  # (P, 2) [start, stop) of each part's own ring vertices (no decals)
 
 
 class _Builder:
     def __init__(self):
         self.verts: list[np.ndarray] = []
+        self.vpart: list[int] = []
         self.nv = 0
         self.faces: list[list[int]] = []
         self.colors: list[RGB] = []
         self.part: list[int] = []
-        self.decal: list[bool] = []
+        self.is_decal: list[bool] = []
         self.ranks: list[int] = []
         self.centers: list[np.ndarray] = []
         self.solid_center: list[np.ndarray] = []  # per face: centre of its part, to orient normals
+        self.ring_range: list[tuple[int, int]] = []
 
-    def _add_verts(self, pts: np.ndarray) -> int:
+    def _add_verts(self, pts: np.ndarray, part: int) -> int:
         start = self.nv
+        self.vpart += [part] * len(pts)
         self.verts.append(np.asarray(pts, float))
         self.nv += len(pts)
         return start
@@ -63,8 +68,9 @@ class _Builder:
         """A convex part between ring `bottom` at z0 and ring `top` at z1 (both (N, 2), CCW)."""
         n = len(bottom)
         ring = np.concatenate([np.c_[bottom, np.full(n, z0)], np.c_[top, np.full(n, z1)]])
-        start = self._add_verts(ring)
         p = len(self.ranks)
+        start = self._add_verts(ring, p)
+        self.ring_range.append((start, start + 2 * n))
         center = ring.mean(0)
         self.ranks.append(rank)
         self.centers.append(center)
@@ -78,14 +84,14 @@ class _Builder:
         return p
 
     def decal(self, pts3: np.ndarray, color: RGB, part: int) -> None:
-        start = self._add_verts(pts3)
+        start = self._add_verts(pts3, part)
         self._face(list(range(start, start + len(pts3))), color, part, self.centers[part], True)
 
     def _face(self, idx, color, part, center, decal=False):
         self.faces.append(idx)
         self.colors.append(color)
         self.part.append(part)
-        self.decal.append(decal)
+        self.is_decal.append(decal)
         self.solid_center.append(center)
 
     def build(self) -> Mesh:
@@ -106,7 +112,8 @@ class _Builder:
             centroids.append(cen)
         return Mesh(verts, faces, np.array(normals), np.array(centroids),
                     np.array(self.colors, float), np.array(self.part), np.array(self.ranks),
-                    np.array(self.centers), np.array(self.decal))
+                    np.array(self.centers), np.array(self.is_decal), np.array(self.vpart),
+                    np.array(self.ring_range))
 
 
 def _rect(x0: float, x1: float, y0: float, y1: float) -> np.ndarray:

@@ -109,4 +109,5 @@ def spawn_pedestrian(
         walk_speed=float(rng.uniform(1.0, 1.8)),
         gap_time=float(rng.uniform(2.5, 5.0)),
         patience=float(rng.uniform(4.0, 15.0)),
+        wait_offset=float(rng.uniform(Pedestrian.MIN_WAIT_OFFSET, min(2.4, sidewalk_width - 0.4))),
     )

@@ -81,7 +81,7 @@ def test_waiting_pedestrians_do_not_stop_traffic(make_urban):
     base = env.unwrapped
     car = next(v for v in base.road.vehicles if v is not base.vehicle)
     kerb = base.road_y[0]
-    _pedestrian(env, car.position[0] + 40, kerb - Pedestrian.WAIT_OFFSET, "wait", gap_time=1e9)
+    _pedestrian(env, car.position[0] + 40, kerb - Pedestrian.MIN_WAIT_OFFSET, "wait", gap_time=1e9)
     for _ in range(20):
         env.step(SLOWER)
     assert car.speed > 5.0
