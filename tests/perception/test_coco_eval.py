@@ -1,0 +1,54 @@
+"""pycocotools scoring: perfect, empty, ignored (low-visibility) and false-positive cases."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from perception.coco_eval import evaluate
+from perception.data import ImageRecord
+from perception.decode import Detections
+
+
+def record(i, boxes, cls, visible):
+    return ImageRecord(i, f"im{i}.png", 200, 100, np.asarray(boxes, np.float32).reshape(-1, 4),
+                       np.asarray(cls, np.int64), np.asarray(visible, np.float32))
+
+
+RECORDS = [
+    record(1, [[10, 10, 50, 30], [100, 40, 108, 50]], [0, 1], [1.0, 1.0]),
+    record(2, [[20, 60, 60, 90], [150, 10, 160, 20]], [0, 1], [1.0, 0.1]),  # 2nd ignored
+]
+
+
+def dets(boxes, cls, score):
+    return Detections(np.asarray(boxes, np.float32).reshape(-1, 4), np.asarray(cls, np.int64),
+                      np.asarray(score, np.float32))
+
+
+def test_perfect_detections_score_one_and_keys_exist():
+    d = {r.id: dets(r.boxes[r.visible >= 0.3], r.cls[r.visible >= 0.3], [0.9] *
+                    int((r.visible >= 0.3).sum())) for r in RECORDS}
+    m = evaluate(RECORDS, d).metrics
+    assert m["mAP50"] == pytest.approx(1.0) and m["mAP50_95"] == pytest.approx(1.0)
+    assert m["per_class"]["vehicle"]["AP50"] == pytest.approx(1.0)
+    assert m["per_class"]["pedestrian"]["AP50_95"] == pytest.approx(1.0)
+    assert m["per_class"]["obstacle"]["AP50"] is None  # no ground truth: left out of the mean
+    assert m["precision"] == pytest.approx(1.0) and m["recall"] == pytest.approx(1.0)
+
+
+def test_ignored_objects_are_neither_required_nor_penalised():
+    base = {1: dets(RECORDS[0].boxes, RECORDS[0].cls, [0.9, 0.9]),
+            2: dets(RECORDS[1].boxes[:1], [0], [0.9])}
+    with_ignored_hit = dict(base)
+    with_ignored_hit[2] = dets(RECORDS[1].boxes, [0, 1], [0.9, 0.95])
+    assert evaluate(RECORDS, base).metrics["mAP50"] == pytest.approx(1.0)
+    assert evaluate(RECORDS, with_ignored_hit).metrics["mAP50"] == pytest.approx(1.0)
+
+
+def test_false_positives_and_misses_lower_the_scores():
+    d = {1: dets([[10, 10, 50, 30], [120, 70, 130, 80]], [0, 1], [0.9, 0.95]), 2: dets([], [], [])}
+    m = evaluate(RECORDS, d).metrics
+    assert m["per_class"]["vehicle"]["AP50"] == pytest.approx(0.5, abs=0.01)
+    assert m["per_class"]["pedestrian"]["AP50"] == pytest.approx(0.0)
+    assert evaluate(RECORDS, {}).metrics["mAP50"] == 0.0

@@ -1,0 +1,110 @@
+"""The training path learns, resumes after an interruption, and refuses a foreign last.pt."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from hydra import compose, initialize_config_dir
+from omegaconf import open_dict
+
+from perception.backends import Detector, TorchBackend
+from perception.checkpoint import CheckpointError, build_model, load_checkpoint
+from perception.coco_eval import evaluate_detector
+from perception.data import load_coco_dirs
+from perception.synthetic import write_synthetic_coco
+from perception.trainer import train_detector
+from roadsight.paths import CONF_DIR
+
+torch.set_num_threads(1)
+ROADSIGHT = str(Path(sys.executable).with_name("roadsight"))
+
+
+def train_cfg(data, val_data=None, *overrides: str):
+    with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
+        cfg = compose("train_detector", overrides=[
+            f"data={data}", "detector=tiny", "preprocess.ops.0.width=256",
+            "preprocess.ops.0.height=128", "batch_size=8", "workers=0", "lr=0.01",
+            "warmup_steps=10", "augment=null", *overrides])
+    with open_dict(cfg):
+        cfg.val_data = str(val_data) if val_data else None
+    return cfg
+
+
+def ap50_on(checkpoint, data_dir, score_thresh=0.001):
+    state = load_checkpoint(checkpoint)
+    from hydra.utils import instantiate
+
+    det = Detector(TorchBackend(build_model(state), "cpu"), instantiate(state["preprocess_cfg"]),
+                   score_thresh=score_thresh)
+    return evaluate_detector(det, load_coco_dirs(data_dir)).metrics
+
+
+def test_tiny_detector_learns_synthetic_frames(tmp_path):
+    data = write_synthetic_coco(tmp_path / "ds", n_images=8, seed=1)
+    metrics = train_detector(train_cfg(data, data, "epochs=40"), tmp_path / "run")
+    hist = metrics["history"]
+    assert hist[-1]["loss_total"] < 0.25 * hist[0]["loss_total"]
+    m = ap50_on(tmp_path / "run" / "best.pt", data)
+    assert m["mAP50"] > 0.8, m
+    assert all(pc["AP50"] > 0.5 for pc in m["per_class"].values()), m
+    assert (tmp_path / "run" / "tb").is_dir() and (tmp_path / "run" / "last.pt").is_file()
+
+
+def test_resume_after_interruption_matches_an_uninterrupted_run(tmp_path, monkeypatch):
+    data = write_synthetic_coco(tmp_path / "ds", n_images=4, seed=2)
+    cfg = train_cfg(data, None, "epochs=3", "batch_size=2")
+    straight = train_detector(cfg, tmp_path / "straight")
+
+    import perception.trainer as trainer
+
+    real_save, calls = trainer.save_checkpoint, []
+
+    def save_then_die(path, state):
+        real_save(path, state)
+        calls.append(Path(path).name)
+        if Path(path).name == "last.pt" and state["epoch"] == 0:
+            raise KeyboardInterrupt  # the run is killed right after epoch 1 is saved
+
+    monkeypatch.setattr(trainer, "save_checkpoint", save_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        train_detector(cfg, tmp_path / "resumed")
+    assert load_checkpoint(tmp_path / "resumed" / "last.pt")["epoch"] == 0
+    monkeypatch.setattr(trainer, "save_checkpoint", real_save)
+    resumed = train_detector(cfg, tmp_path / "resumed")
+    assert [h["epoch"] for h in resumed["history"]] == [1, 2, 3]
+    for a, b in zip(straight["history"], resumed["history"], strict=True):
+        assert a["loss_total"] == pytest.approx(b["loss_total"], rel=1e-4)
+    w1 = load_checkpoint(tmp_path / "straight" / "last.pt")["state_dict"]
+    w2 = load_checkpoint(tmp_path / "resumed" / "last.pt")["state_dict"]
+    for k in w1:
+        torch.testing.assert_close(w1[k], w2[k], rtol=1e-4, atol=1e-5)
+
+
+def test_resume_refuses_another_architecture_and_keeps_last_pt(tmp_path):
+    data = write_synthetic_coco(tmp_path / "ds", n_images=2, seed=3)
+    train_detector(train_cfg(data, None, "epochs=1"), tmp_path / "run")
+    before = (tmp_path / "run" / "last.pt").read_bytes()
+    with pytest.raises(CheckpointError, match=r"last.pt: cannot resume, its detector config"):
+        train_detector(train_cfg(data, None, "epochs=2", "detector=small"), tmp_path / "run")
+    assert (tmp_path / "run" / "last.pt").read_bytes() == before
+
+
+@pytest.mark.slow
+def test_detector_learns_recorded_bev_frames(tmp_path):
+    """A few real `roadsight record` frames: the small detector finds their objects."""
+    rec = tmp_path / "rec"
+    subprocess.run([ROADSIGHT, "record", "env=urban_crossing", "camera=bev", "episodes=1",
+                    "seed=3", "max_steps=7", f"hydra.run.dir={rec}"], check=True,
+                   capture_output=True, timeout=300)
+    n_images = len(json.loads((rec / "annotations.json").read_text())["images"])
+    assert n_images == 8
+    cfg = train_cfg(rec, rec, "epochs=40", "preprocess.ops.0.width=512",
+                    "preprocess.ops.0.height=256", "precise_bn_batches=1")
+    train_detector(cfg, tmp_path / "run")
+    m = ap50_on(tmp_path / "run" / "best.pt", rec)
+    assert m["mAP50"] > 0.5, m
