@@ -1,4 +1,4 @@
-"""The ground of a highway-env road as flat 3D polygons, in painter's order, for the pinhole cameras.
+"""The ground of a highway-env road as flat 3D polygons in painter's order, for pinhole cameras.
 
 Built once per road (lanes do not move) in world metres (x along the road, y to the right of
 travel, z up): verges, road surface from the lanes (sampled along s, so curved lanes work), lane
@@ -38,7 +38,8 @@ def _positions(lane, s: np.ndarray, lat: np.ndarray) -> np.ndarray:
     s, lat = np.broadcast_arrays(np.asarray(s, float), np.asarray(lat, float))
     if isinstance(lane, StraightLane):
         return lane.start + s[:, None] * lane.direction + lat[:, None] * lane.direction_lateral
-    return np.array([lane.position(a, b) for a, b in zip(s, lat)], float).reshape(-1, 2)
+    pts = [lane.position(a, b) for a, b in zip(s, lat, strict=True)]
+    return np.array(pts, float).reshape(-1, 2)
 
 
 def _strip(lane, s: np.ndarray, lat0: float, lat1: float) -> list[np.ndarray]:
@@ -64,8 +65,8 @@ def _lane_polys(lane) -> list[tuple[str, np.ndarray, tuple]]:
         if kind == LineType.STRIPED:
             starts = np.arange(0.0, lane.length - STRIPE_LENGTH, STRIPE_SPACING)
             for s0 in starts:
-                out += [("marking", q, MARKING) for q in _strip(lane, np.array([s0, s0 + STRIPE_LENGTH]),
-                                                                lo, hi)]
+                dash = np.array([s0, s0 + STRIPE_LENGTH])
+                out += [("marking", q, MARKING) for q in _strip(lane, dash, lo, hi)]
         elif kind in (LineType.CONTINUOUS, LineType.CONTINUOUS_LINE):
             out += [("marking", q, MARKING) for q in _strip(lane, s, lo, hi)]
     return out
@@ -75,7 +76,7 @@ def _kerbs(poly: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
     """Vertical faces (4, 3) along every edge of a raised polygon, with outward normals."""
     centre = poly.mean(0)
     faces = []
-    for a, b in zip(poly, np.roll(poly, -1, axis=0)):
+    for a, b in zip(poly, np.roll(poly, -1, axis=0), strict=False):
         n = np.array([b[1] - a[1], a[0] - b[0], 0.0])
         n /= np.linalg.norm(n) + 1e-12
         if np.dot(n[:2], (a + b) / 2 - centre) < 0:
@@ -110,7 +111,8 @@ def build_ground(road) -> GroundSet:
             flat("stripe", stripe, patch.color)
     items.sort(key=lambda it: it[0])  # stable: keeps lane order within a layer
     m = max(len(it[1]) for it in items)
-    polys = np.stack([np.concatenate([p, np.repeat(p[-1:], m - len(p), 0)]) for _, p, _, _ in items])
+    polys = np.stack([np.concatenate([p, np.repeat(p[-1:], m - len(p), 0)])
+                      for _, p, _, _ in items])
     lo, hi = polys[:, :, :2].min(1), polys[:, :, :2].max(1)
     return GroundSet(
         polys=polys,

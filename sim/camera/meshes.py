@@ -63,8 +63,8 @@ class _Builder:
         self.nv += len(pts)
         return start
 
-    def prism(self, bottom: np.ndarray, top: np.ndarray, z0: float, z1: float, side: list[RGB] | RGB,
-              top_color: RGB, rank: int) -> int:
+    def prism(self, bottom: np.ndarray, top: np.ndarray, z0: float, z1: float,
+              side: list[RGB] | RGB, top_color: RGB, rank: int) -> int:
         """A convex part between ring `bottom` at z0 and ring `top` at z1 (both (N, 2), CCW)."""
         n = len(bottom)
         ring = np.concatenate([np.c_[bottom, np.full(n, z0)], np.c_[top, np.full(n, z1)]])
@@ -98,10 +98,10 @@ class _Builder:
         verts = np.concatenate(self.verts)
         faces = np.array([f + [f[-1]] * (MAX_VERTS - len(f)) for f in self.faces], np.int64)
         normals, centroids = [], []
-        for f, c in zip(self.faces, self.solid_center):
+        for f, c in zip(self.faces, self.solid_center, strict=False):
             p = verts[f]
             n = np.zeros(3)  # Newell's normal: robust for any planar polygon
-            for a, b in zip(p, np.roll(p, -1, axis=0)):
+            for a, b in zip(p, np.roll(p, -1, axis=0), strict=False):
                 n += [(a[1] - b[1]) * (a[2] + b[2]), (a[2] - b[2]) * (a[0] + b[0]),
                       (a[0] - b[0]) * (a[1] + b[1])]
             n /= np.linalg.norm(n) + 1e-12
@@ -151,8 +151,8 @@ def _vehicle(b: _Builder, s: Style) -> None:
     hl, hw, eps = L / 2, W / 2, 0.01
     if s.kind == "truck":
         cab = 2.2
-        b.prism(_rect(-hl + 0.4, hl - cab, -hw + 0.3, hw - 0.3), _rect(-hl + 0.4, hl - cab, -hw + 0.3,
-                hw - 0.3), 0.0, 1.0, TYRE, TYRE, 0)
+        chassis = _rect(-hl + 0.4, hl - cab, -hw + 0.3, hw - 0.3)
+        b.prism(chassis, chassis, 0.0, 1.0, TYRE, TYRE, 0)
         cab_part = b.prism(_rect(hl - cab, hl, -hw, hw), _rect(hl - cab + 0.2, hl - 0.25, -hw + 0.1,
                            hw - 0.1), 0.0, 0.85 * H, s.accent, _shade(s.accent, 1.1), 1)
         box = b.prism(_rect(-hl, hl - cab - 0.15, -hw, hw), _rect(-hl, hl - cab - 0.15, -hw, hw),
