@@ -169,8 +169,16 @@ def _vehicle(b: _Builder, s: Style) -> None:
     c0, c1 = (-0.38 * L, 0.18 * L) if s.kind != "van" else (-hl + 0.05, 0.3 * L)
     t0, t1 = (c0 + 0.08 * L, c1 - 0.15 * L) if s.kind != "van" else (c0, c1 - 0.1 * L)
     # ring order of _rect: edges y0 (right), x1 (front), y1 (left), x0 (rear)
-    b.prism(_rect(c0, c1, -hw + 0.08, hw - 0.08), _rect(t0, t1, -hw + 0.22, hw - 0.22), lower, H,
-            GLASS, _shade(color, 0.95), 1)
+    # greenhouse sides: right, front (windscreen), left, rear; a van's are painted, not glazed
+    panel = _shade(color, 0.92)
+    sides = [GLASS] * 4 if s.kind != "van" else [panel, GLASS, panel, panel]
+    top_hw = hw - 0.22 if s.kind != "van" else hw - 0.08  # a van's flanks are vertical
+    cabin = b.prism(_rect(c0, c1, -hw + 0.08, hw - 0.08), _rect(t0, t1, -top_hw, top_hw),
+                    lower, H, sides, _shade(color, 0.95), 1)
+    if s.kind == "van":  # side windows over the front seats
+        zw = (lower + 0.15, H - 0.2)
+        for y in (hw - 0.08 + eps, -hw + 0.08 - eps):
+            b.decal(_side_decal(c1 - 1.3, c1 - 0.35, *zw, y), GLASS, cabin)
     r = min(0.36, 0.3 * H)
     _wheels(b, body, L, W, (hl - 0.22 * L, -hl + 0.22 * L), r)
     lights = HAZARD if s.kind == "stalled_car" else LIGHT
