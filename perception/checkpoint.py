@@ -101,3 +101,12 @@ def resolve_checkpoint(checkpoint: str | None, camera: str = "bev") -> Path:
         raise CheckpointError(f"no checkpoint= given and the default for camera={camera}, "
                               f"{path}, does not exist; train it with: {cmd}")
     return path
+
+
+def camera_choice(default: str = "bev") -> str:
+    """The `camera=` group chosen on the command line of the running Hydra app."""
+    from hydra.core.hydra_config import HydraConfig
+
+    if not HydraConfig.initialized():
+        return default
+    return HydraConfig.get().runtime.choices.get("camera") or default

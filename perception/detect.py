@@ -63,13 +63,13 @@ def detect_source(detector, source: str | Path, out: Path, batch_size: int = 8,
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="detect")
 def main(cfg: DictConfig) -> None:
     from perception.backends import load_detector
-    from perception.checkpoint import resolve_checkpoint
+    from perception.checkpoint import camera_choice, resolve_checkpoint
     from perception.video import SourceError
 
     out = check_writable(Path(HydraConfig.get().runtime.output_dir))
     run = RunRecord(out, "detect", None, cfg.device)
     try:
-        ckpt = resolve_checkpoint(cfg.checkpoint, cfg.camera)
+        ckpt = resolve_checkpoint(cfg.checkpoint, camera_choice())
         detector, _ = load_detector(ckpt, cfg.backend, cfg.onnx, cfg.device, cfg.score_thresh,
                                     cfg.topk, export_dir=out)
         summary = detect_source(detector, cfg.source, out, cfg.batch_size, cfg.max_frames,

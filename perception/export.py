@@ -42,12 +42,12 @@ def export_checkpoint(checkpoint: str | Path, out: Path, fmt: str = "onnx",
 
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="export")
 def main(cfg: DictConfig) -> None:
-    from perception.checkpoint import resolve_checkpoint
+    from perception.checkpoint import camera_choice, resolve_checkpoint
 
     out = check_writable(Path(HydraConfig.get().runtime.output_dir))
     run = RunRecord(out, "export", None, "cpu")
     try:
-        summary = export_checkpoint(resolve_checkpoint(cfg.checkpoint, cfg.camera), out,
+        summary = export_checkpoint(resolve_checkpoint(cfg.checkpoint, camera_choice()), out,
                                     cfg.format, cfg.opset)
     except (CheckpointError, ValueError) as e:
         run.finish(status="error", error=str(e))

@@ -161,7 +161,9 @@ def train_detector(cfg: DictConfig, out_dir: str | Path) -> dict:
             tb.add_scalar("perception/lr", sched.get_last_lr()[0], step)
             tb.add_scalar("perception/images_per_s",
                           len(dataset) / (time.perf_counter() - t0), step)
-            if val_records is not None:
+            do_val = val_records is not None and (
+                (epoch + 1) % cfg.val_every == 0 or epoch + 1 == cfg.epochs)
+            if do_val:
                 det = Detector(TorchBackend(model, device), preprocessor, cfg.eval.score_thresh,
                                cfg.eval.topk)
                 val_metrics = evaluate_detector(det, val_records, cfg.min_visible,
@@ -173,10 +175,13 @@ def train_detector(cfg: DictConfig, out_dir: str | Path) -> dict:
                 for name, pc in val_metrics["per_class"].items():
                     if pc["AP50"] is not None:
                         tb.add_scalar(f"perception/val_AP50_{name}", pc["AP50"], step)
-            score = val_metrics.get("mAP50") if val_records is not None else None
-            score = -train_losses["total"] if score is None else score
-            history.append({"epoch": epoch + 1, **{f"loss_{k}": v for k, v in
-                            train_losses.items()}, "val_mAP50": val_metrics.get("mAP50")})
+            if val_records is None:
+                score = -train_losses["total"]
+            else:  # epochs without validation never become best.pt
+                score = (val_metrics.get("mAP50") or 0.0) if do_val else float("-inf")
+            history.append({"epoch": epoch + 1,
+                            **{f"loss_{k}": v for k, v in train_losses.items()},
+                            "val_mAP50": val_metrics.get("mAP50") if do_val else None})
             log.info("epoch %d/%d %s val mAP50=%s", epoch + 1, cfg.epochs,
                      " ".join(f"{k}={v:.4f}" for k, v in train_losses.items()),
                      val_metrics.get("mAP50"))

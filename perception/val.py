@@ -15,7 +15,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from perception.checkpoint import CheckpointError
+from perception.checkpoint import CheckpointError, camera_choice
 from perception.data import DatasetError
 from roadsight.io import RunRecord, atomic_write_json, check_writable
 from roadsight.paths import CONF_DIR
@@ -23,7 +23,7 @@ from roadsight.paths import CONF_DIR
 log = logging.getLogger(__name__)
 
 
-def validate(cfg: DictConfig, out: Path) -> dict:
+def validate(cfg: DictConfig, out: Path, camera: str = "bev") -> dict:
     """Load the detector and data, score them, write the artefacts; return metrics."""
     from rich.console import Console
 
@@ -33,7 +33,7 @@ def validate(cfg: DictConfig, out: Path) -> dict:
     from perception.data import load_coco_dirs
     from perception.report import plot_pr_curves, rich_table, write_csv
 
-    ckpt = resolve_checkpoint(cfg.checkpoint, cfg.camera)
+    ckpt = resolve_checkpoint(cfg.checkpoint, camera)
     # a low threshold so that COCO sees the whole ranking; P/R are read at cfg.score_thresh
     detector, _ = load_detector(ckpt, cfg.backend, cfg.onnx, cfg.device, score_thresh=0.001,
                                 topk=cfg.topk, export_dir=out)
@@ -62,7 +62,7 @@ def main(cfg: DictConfig) -> float | None:
     run = RunRecord(out, "val-detector", cfg.corruption.get("seed") if cfg.corruption else None,
                     cfg.device)
     try:
-        metrics = validate(cfg, out)
+        metrics = validate(cfg, out, camera_choice())
     except (DatasetError, CheckpointError, ValueError) as e:
         run.finish(status="error", error=str(e))
         sys.exit(f"roadsight val-detector: {e}")

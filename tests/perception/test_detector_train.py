@@ -29,7 +29,7 @@ def train_cfg(data, val_data=None, *overrides: str):
         cfg = compose("train_detector", overrides=[
             f"data={data}", "detector=tiny", "preprocess.ops.0.width=256",
             "preprocess.ops.0.height=128", "batch_size=8", "workers=0", "lr=0.01",
-            "warmup_steps=10", "augment=null", *overrides])
+            "warmup_steps=10", "augment=null", "val_every=10", *overrides])
     with open_dict(cfg):
         cfg.val_data = str(val_data) if val_data else None
     return cfg

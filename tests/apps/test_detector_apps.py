@@ -1,0 +1,179 @@
+"""train-detector, val-detector, detect and export as a user runs them (subprocesses)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import imageio.v2 as imageio
+import imageio_ffmpeg
+import onnxruntime as ort
+import pytest
+import torch
+from hydra.utils import instantiate
+
+from perception.backends import OnnxBackend, TorchBackend
+from perception.checkpoint import build_model, load_checkpoint
+from perception.decode import decode
+from perception.synthetic import write_synthetic_coco
+
+ROADSIGHT = str(Path(sys.executable).with_name("roadsight"))
+SMALL_INPUT = ("preprocess.ops.0.width=256", "preprocess.ops.0.height=128")
+
+
+def run_cli(*args: str, check: bool = True) -> subprocess.CompletedProcess:
+    proc = subprocess.run([ROADSIGHT, *args], capture_output=True, text=True, timeout=600)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"roadsight {' '.join(args)} failed:\n{proc.stderr[-3000:]}")
+    return proc
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A tiny detector trained on 8 synthetic frames (also its val set)."""
+    root = tmp_path_factory.mktemp("det")
+    data = write_synthetic_coco(root / "ds", n_images=8, seed=1)
+    out = root / "train"
+    run_cli("train-detector", f"data={data}", f"val_data={data}", "epochs=30", "detector=tiny",
+            *SMALL_INPUT, "batch_size=8", "workers=0", "lr=0.01", "warmup_steps=10",
+            "augment=null", "val_every=5", f"hydra.run.dir={out}")
+    return data, out
+
+
+def test_train_writes_checkpoints_tb_and_metrics(trained):
+    _, out = trained
+    for name in ("last.pt", "best.pt", "metrics.json", "run.json"):
+        assert (out / name).is_file(), name
+    assert any((out / "tb").iterdir())
+    state = load_checkpoint(out / "best.pt")
+    assert state["classes"] == ["vehicle", "pedestrian", "obstacle"]
+    assert state["preprocess_cfg"]["ops"][0]["width"] == 256
+    assert json.loads((out / "run.json").read_text())["status"] == "ok"
+    assert json.loads((out / "metrics.json").read_text())["best_mAP50"] > 0.5
+
+
+def test_val_detector_metrics_csv_and_pr_plot(trained, tmp_path):
+    data, out = trained
+    run_cli("val-detector", f"checkpoint={out / 'best.pt'}", f"data={data}",
+            f"hydra.run.dir={tmp_path}")
+    m = json.loads((tmp_path / "metrics.json").read_text())
+    assert m["mAP50"] > 0.5 and 0 < m["mAP50_95"] <= m["mAP50"]
+    for name in ("vehicle", "pedestrian", "obstacle"):
+        assert set(m["per_class"][name]) >= {"AP50", "AP50_95", "precision", "recall"}
+    assert (tmp_path / "per_class.csv").read_text().startswith("class,AP50,AP50_95")
+    assert cv2.imread(str(tmp_path / "pr_curve.png")) is not None
+
+
+def test_val_detector_onnx_backend_under_corruption(trained, tmp_path):
+    data, out = trained
+    run_cli("val-detector", f"checkpoint={out / 'best.pt'}", f"data={data}", "backend=onnx",
+            "corruption=single", "corruption.name=fog", "corruption.severity=3",
+            f"hydra.run.dir={tmp_path}")
+    m = json.loads((tmp_path / "metrics.json").read_text())
+    assert m["backend"] == "onnx" and m["corruption"] == {"name": "fog", "severity": 3}
+    assert m["mAP50"] is not None
+
+
+def ffprobe_video_line(path: Path) -> str:
+    proc = subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-i", str(path)],
+                          capture_output=True, text=True)
+    return next(line for line in proc.stderr.splitlines() if "Video:" in line)
+
+
+def read_frames(path: Path) -> list:
+    with imageio.get_reader(str(path)) as reader:  # its len() is inf: no list(reader)
+        return [frame for frame in reader.iter_data()]
+
+
+def test_detect_on_a_video_writes_h264_and_jsonl(trained, tmp_path):
+    data, out = trained
+    video = tmp_path / "in.avi"  # MJPG AVI: something OpenCV reads that is not our own output
+    vw = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 5, (256, 128))
+    for p in sorted((data / "images").glob("*.png"))[:5]:
+        vw.write(cv2.imread(str(p)))
+    vw.release()
+    run_cli("detect", f"checkpoint={out / 'best.pt'}", f"source={video}", "batch_size=2",
+            f"hydra.run.dir={tmp_path / 'run'}")
+    mp4 = tmp_path / "run" / "detections.mp4"
+    assert "Video: h264" in ffprobe_video_line(mp4)
+    frames = read_frames(mp4)
+    assert len(frames) == 5 and frames[0].shape == (128, 256, 3)
+    lines = [json.loads(x) for x in (tmp_path / "run" / "detections.jsonl").read_text().split("\n")
+             if x]
+    assert [x["frame"] for x in lines] == list(range(5))
+    assert all(set(x) >= {"boxes", "classes", "scores"} for x in lines)
+    assert sum(len(x["boxes"]) for x in lines) > 0
+
+
+def test_detect_on_an_image_folder_with_onnx(trained, tmp_path):
+    data, out = trained
+    run_cli("detect", f"checkpoint={out / 'best.pt'}", f"source={data / 'images'}",
+            "backend=onnx", f"hydra.run.dir={tmp_path}")
+    assert len((tmp_path / "detections.jsonl").read_text().splitlines()) == 8
+    assert len(read_frames(tmp_path / "detections.mp4")) == 8
+
+
+def test_export_onnx_agrees_with_torch(trained, tmp_path):
+    _, out = trained
+    run_cli("export", f"checkpoint={out / 'best.pt'}", "format=onnx", f"hydra.run.dir={tmp_path}")
+    onnx_path = tmp_path / "detector.onnx"
+    sess = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    assert [o.name for o in sess.get_outputs()] == ["heatmap", "size", "offset"]
+    state = load_checkpoint(out / "best.pt")
+    pre = instantiate(state["preprocess_cfg"])
+    imgs = [cv2.cvtColor(cv2.imread(str(p)), cv2.COLOR_BGR2RGB)
+            for p in sorted((trained[0] / "images").glob("*.png"))[:3]]
+    x = torch.stack([torch.from_numpy(pre(im)[0]) for im in imgs])  # batch 3: dynamic batch
+    ref = TorchBackend(build_model(state), "cpu")(x)
+    got = OnnxBackend(onnx_path)(x)
+    torch.testing.assert_close(got[0], ref[0], atol=1e-4, rtol=0)  # heatmaps
+    for (b1, c1, s1), (b2, c2, s2) in zip(decode(*ref), decode(*got), strict=True):
+        assert torch.equal(c1, c2)
+        torch.testing.assert_close(b1, b2, atol=1e-3, rtol=0)
+        torch.testing.assert_close(s1, s2, atol=1e-4, rtol=0)
+
+
+def test_bad_inputs_fail_naming_the_file_and_keep_artefacts(trained, tmp_path):
+    data, out = trained
+    ckpt = f"checkpoint={out / 'best.pt'}"
+    bad_video = tmp_path / "bad.mp4"
+    bad_video.write_bytes(b"garbage" * 100)
+    proc = run_cli("detect", ckpt, f"source={bad_video}", f"hydra.run.dir={tmp_path / 'd1'}",
+                   check=False)
+    assert proc.returncode != 0 and "bad.mp4: unreadable" in proc.stderr
+    (tmp_path / "empty").mkdir()
+    proc = run_cli("detect", ckpt, f"source={tmp_path / 'empty'}",
+                   f"hydra.run.dir={tmp_path / 'd2'}", check=False)
+    assert proc.returncode != 0 and "empty: empty" in proc.stderr
+
+    broken = tmp_path / "broken"
+    write_synthetic_coco(broken, n_images=2)
+    coco = json.loads((broken / "annotations.json").read_text())
+    coco["annotations"][0]["bbox"] = [250, 120, 30, 30]
+    (broken / "annotations.json").write_text(json.dumps(coco))
+    last_before = (out / "last.pt").read_bytes()
+    proc = run_cli("train-detector", f"data={broken}", "detector=tiny", *SMALL_INPUT,
+                   "epochs=31", "workers=0", f"hydra.run.dir={out}", check=False)
+    assert proc.returncode != 0 and "annotations.json: annotation id=1: box" in proc.stderr
+    assert (out / "last.pt").read_bytes() == last_before  # the failed run destroyed nothing
+
+    corrupt = tmp_path / "corrupt.pt"
+    corrupt.write_bytes((out / "best.pt").read_bytes()[:2000])
+    proc = run_cli("val-detector", f"checkpoint={corrupt}", f"data={data}",
+                   f"hydra.run.dir={tmp_path / 'v'}", check=False)
+    assert proc.returncode != 0 and "corrupt.pt: not a readable torch file" in proc.stderr
+
+
+def test_missing_shipped_checkpoint_says_how_to_train_it(tmp_path):
+    from roadsight.paths import MODELS_DIR
+
+    if (MODELS_DIR / "detector_front.pt").exists():
+        pytest.skip("the shipped front checkpoint exists")
+    proc = run_cli("detect", "camera=front", f"source={tmp_path}",
+                   f"hydra.run.dir={tmp_path / 'd'}", check=False)
+    assert proc.returncode != 0
+    assert "detector_front.pt" in proc.stderr and "roadsight train-detector" in proc.stderr
+
