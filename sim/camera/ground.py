@@ -19,7 +19,14 @@ KERB = (175, 175, 170)
 STRIPE_SPACING, STRIPE_LENGTH, STRIPE_WIDTH = 4.33, 3.0, 0.2  # [m] as highway-env draws them
 KERB_HEIGHT = 0.12  # [m] sidewalks are raised by this much
 CURVE_STEP = 2.0  # [m] lane sampling step along s for curved lanes
-LAYERS = {"verge": 0, "road": 1, "marking": 2, "stripe": 3, "sidewalk": 4, "kerb": 5}
+LAYERS = {"verge": 0, "road": 1, "marking": 2, "dash": 2, "far_dash": 2, "stripe": 3, "sidewalk": 4,
+          "kerb": 5}
+# Level of detail for dashed lines: far away a 3 m dash is under a pixel tall, and hundreds of
+# them would cost one fill each. Cameras draw `dash` polygons only nearer than their dash range
+# and a continuous `far_dash` strip in the dash/gap average colour only beyond it.
+LOD = {"dash": 1, "far_dash": 2}
+FAR_DASH = tuple(int(r + (m - r) * STRIPE_LENGTH / STRIPE_SPACING) for r, m in zip(
+    (92, 92, 96), (225, 225, 220), strict=True))
 
 
 @dataclass
@@ -31,6 +38,7 @@ class GroundSet:
     colors: np.ndarray  # (G, 3) float RGB
     centre: np.ndarray  # (G, 2) world xy of each polygon's bounding circle
     radius: np.ndarray  # (G,) [m]
+    lod: np.ndarray  # (G,) int: 0 always drawn, 1 near dash, 2 far strip of a dashed line
 
 
 def _positions(lane, s: np.ndarray, lat: np.ndarray) -> np.ndarray:
@@ -66,7 +74,8 @@ def _lane_polys(lane) -> list[tuple[str, np.ndarray, tuple]]:
             starts = np.arange(0.0, lane.length - STRIPE_LENGTH, STRIPE_SPACING)
             for s0 in starts:
                 dash = np.array([s0, s0 + STRIPE_LENGTH])
-                out += [("marking", q, MARKING) for q in _strip(lane, dash, lo, hi)]
+                out += [("dash", q, MARKING) for q in _strip(lane, dash, lo, hi)]
+            out += [("far_dash", q, FAR_DASH) for q in _strip(lane, s, lo, hi)]
         elif kind in (LineType.CONTINUOUS, LineType.CONTINUOUS_LINE):
             out += [("marking", q, MARKING) for q in _strip(lane, s, lo, hi)]
     return out
@@ -88,12 +97,12 @@ def _kerbs(poly: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
 
 def build_ground(road) -> GroundSet:
     """Every ground polygon of `road` (lanes, markings and `road.patches` if any)."""
-    items: list[tuple[int, np.ndarray, np.ndarray, tuple]] = []  # (layer, (N,3), normal, colour)
+    items: list[tuple] = []  # (layer, (N, 3) polygon, normal, colour, lod)
     up = np.array([0.0, 0.0, 1.0])
 
     def flat(layer: str, poly2: np.ndarray, color, z: float = 0.0) -> None:
         poly = np.c_[np.asarray(poly2, float), np.full(len(poly2), z)]
-        items.append((LAYERS[layer], poly, up, color))
+        items.append((LAYERS[layer], poly, up, color, LOD.get(layer, 0)))
 
     for lanes_to in road.network.graph.values():
         for lanes in lanes_to.values():
@@ -104,7 +113,7 @@ def build_ground(road) -> GroundSet:
         if patch.kind == "sidewalk":
             flat("sidewalk", patch.polygon, patch.color, KERB_HEIGHT)
             for quad, n in _kerbs(np.asarray(patch.polygon, float)):
-                items.append((LAYERS["kerb"], quad, n, KERB))
+                items.append((LAYERS["kerb"], quad, n, KERB, 0))
         elif patch.kind != "crosswalk":  # the crosswalk area itself is road; its stripes are paint
             flat("verge", patch.polygon, patch.color)
         for stripe in patch.stripes:
@@ -112,14 +121,15 @@ def build_ground(road) -> GroundSet:
     items.sort(key=lambda it: it[0])  # stable: keeps lane order within a layer
     m = max(len(it[1]) for it in items)
     polys = np.stack([np.concatenate([p, np.repeat(p[-1:], m - len(p), 0)])
-                      for _, p, _, _ in items])
+                      for _, p, _, _, _ in items])
     lo, hi = polys[:, :, :2].min(1), polys[:, :, :2].max(1)
     return GroundSet(
         polys=polys,
-        normals=np.array([n for _, _, n, _ in items]),
-        colors=np.array([c for _, _, _, c in items], float),
+        normals=np.array([it[2] for it in items]),
+        colors=np.array([it[3] for it in items], float),
         centre=(lo + hi) / 2,
         radius=np.linalg.norm(hi - lo, axis=1) / 2,
+        lod=np.array([it[4] for it in items], int),
     )
 
 

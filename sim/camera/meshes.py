@@ -179,6 +179,7 @@ def _vehicle(b: _Builder, s: Style) -> None:
         zw = (lower + 0.15, H - 0.2)
         for y in (hw - 0.08 + eps, -hw + 0.08 - eps):
             b.decal(_side_decal(c1 - 1.3, c1 - 0.35, *zw, y), GLASS, cabin)
+        b.decal(_end_decal(c0 - eps, -hw + 0.35, hw - 0.35, *zw), GLASS, cabin)  # rear window
     r = min(0.36, 0.3 * H)
     _wheels(b, body, L, W, (hl - 0.22 * L, -hl + 0.22 * L), r)
     lights = HAZARD if s.kind == "stalled_car" else LIGHT

@@ -19,7 +19,8 @@ import cv2
 import numpy as np
 
 from sim.camera import raster
-from sim.camera.scene3d import CLASS_IDS, Scene3D, build_scene
+from sim.camera.ground import STRIPE_LENGTH
+from sim.camera.scene3d import CLASS_IDS, Scene3D, build_scene, pack_rgba
 from sim.truth import SceneRegistry
 from sim.types import CameraInfo, Frame, ObjectTruth
 
@@ -27,6 +28,7 @@ EXTRAS = ("depth", "semantic", "instance")
 SKY_ZENITH = np.array([95.0, 140.0, 205.0])
 SKY_HORIZON = np.array([200.0, 212.0, 225.0])
 GROUND = np.array([96.0, 116.0, 78.0])  # grass where the scene has no patch
+DASH_PX = 1.0  # [px] dashes shorter than this on screen merge into one averaged line
 DECAL_PX = 10.0  # [px] objects shorter than this on screen are drawn without decals
 HAZE = 350.0  # [m] distance at which the ground is 63 % blended into the horizon colour
 
@@ -87,6 +89,8 @@ class PinholeCamera:
         self.yaw, self.pitch = np.radians(yaw_deg), np.radians(pitch_deg)
         self.R = mount_rotation(self.yaw, self.pitch)
         self.near, self.far = float(near), float(far)
+        # depth [m] where a dash of a dashed line shrinks to about DASH_PX pixels tall
+        self.dash_range = float(np.sqrt(self.K[1, 1] * mount_z * STRIPE_LENGTH / DASH_PX))
         self._A, self._b = raster.frustum(self.K, self.width, self.height, self.near)
         self._background()
 
@@ -122,6 +126,7 @@ class PinholeCamera:
         haze = (1 - np.exp(-dist / HAZE))[:, None] * 0.75
         ground = GROUND * (1 - haze) + SKY_HORIZON * haze
         self._bg_colors = np.where(sky[:, None], SKY_HORIZON * (1 - t) + SKY_ZENITH * t, ground)
+        self._bg_rgba = pack_rgba(self._bg_colors)
         self._bg_rows = np.repeat(np.arange(H, dtype=np.int32)[:, None], self.width, axis=1)
         n_c = self.R @ np.array([0.0, 0.0, 1.0])  # ground plane, in camera coords
         d_c = float(n_c @ (self.R @ -self.mount))
@@ -146,11 +151,16 @@ class PinholeCamera:
         if len(gc):
             keep &= np.einsum("ij,ij->i", scene.ground_normals,
                               self.mount - scene.ground_polys[:, 0]) > 0
+        # dashed lines: dashes nearer than dash_range, one averaged strip beyond
+        z_min, z_max = gc[..., 2].min(1), gc[..., 2].max(1)
+        lod = scene.ground_lod
+        keep &= ~((lod == 1) & (z_min > self.dash_range))
+        keep &= ~((lod == 2) & (z_max < self.dash_range))
         g_idx = np.flatnonzero(keep)
         polys = gc[g_idx]
-        z_ok = polys[..., 2] >= self.near
+        z_ok = polys[..., 2] >= np.where(lod[g_idx] == 2, self.dash_range, self.near)[:, None]
         fixed = raster.to_fixed(raster.project(np.where(z_ok[..., None], polys, 1.0), self.K))
-        self._fill(buf, polys, fixed, z_ok.all(1), H + g_idx)
+        self._fill(buf, polys, fixed, z_ok.all(1), H + g_idx, lod[g_idx] == 2)
         # objects: front faces inside the frustum, far objects first; vertices projected once
         vc = self.to_camera(scene.verts)  # (V, 3)
         vals = vc @ self._A + self._b  # (V, 5) signed frustum-plane tests
@@ -162,14 +172,16 @@ class PinholeCamera:
                    H + len(gc) + order)
         return self._frame(scene, buf, gc, vc, uv.astype(np.float32), z_ok, extras)
 
-    def _fill(self, buf, polys, fixed, whole, values) -> None:
+    def _fill(self, buf, polys, fixed, whole, values, far=None) -> None:
         """Paint polygons (N, M, 3) camera coords with their fixed-point projections (N, M, 2);
-        those not `whole`ly in front of the near plane are clipped first."""
+        those not `whole`ly in front of the near plane are clipped first (`far` ones: clipped to
+        z >= dash_range instead)."""
+        far = [False] * len(polys) if far is None else far.tolist()
         for i, (ok, value) in enumerate(zip(whole.tolist(), values.tolist(), strict=True)):
             if ok:
                 cv2.fillConvexPoly(buf, fixed[i], value, cv2.LINE_8, raster.SHIFT)
                 continue
-            clipped = raster.clip_near(polys[i], self.near)
+            clipped = raster.clip_near(polys[i], self.dash_range if far[i] else self.near)
             if len(clipped) >= 3:
                 pts = raster.to_fixed(raster.project(clipped, self.K))
                 cv2.fillConvexPoly(buf, pts, value, cv2.LINE_8, raster.SHIFT)
@@ -201,11 +213,9 @@ class PinholeCamera:
     def _frame(self, scene: Scene3D, buf, gc, vc, uv, z_ok, extras) -> Frame:
         n_bg, n_o = self.height + len(gc), len(scene.objects)
         # per-primitive tables: background rows, ground polygons, object faces
-        colors = np.concatenate([self._bg_colors, scene.ground_colors, scene.colors])
-        rgba = np.zeros((len(colors), 4), np.uint8)
-        rgba[:, :3] = np.clip(colors, 0, 255)
+        lut = np.concatenate([self._bg_rgba, scene.ground_rgba, scene.rgba])
         # one uint32 gather is ~10x faster than fancy-indexing (H, W, 3)
-        packed = np.take(rgba.view(np.uint32).ravel(), buf)
+        packed = np.take(lut, buf)
         image = cv2.cvtColor(packed.view(np.uint8).reshape(self.height, self.width, 4),
                              cv2.COLOR_RGBA2RGB)
         prim_px = np.bincount(buf.ravel(), minlength=n_bg + len(scene.faces))

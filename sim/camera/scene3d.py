@@ -36,7 +36,9 @@ class Scene3D:
     # ground, in draw order
     ground_polys: np.ndarray  # (G, M, 3) ego frame [m]
     ground_normals: np.ndarray  # (G, 3)
+    ground_lod: np.ndarray  # (G,) 0 always, 1 near dash, 2 far strip of a dashed line
     ground_colors: np.ndarray  # (G, 3) float RGB
+    ground_rgba: np.ndarray  # (G,) uint32: the same colours packed as RGBA bytes
     # objects
     objects: list[SceneObject]
     obj_xy: np.ndarray  # (O, 2) ego-frame centre [m]
@@ -53,6 +55,7 @@ class Scene3D:
     normals: np.ndarray  # (F, 3)
     centroids: np.ndarray  # (F, 3)
     colors: np.ndarray  # (F, 3) shaded RGB float
+    rgba: np.ndarray  # (F,) uint32: the same colours packed as RGBA bytes
     face_obj: np.ndarray  # (F,) object index
     face_part: np.ndarray  # (F,) global part index
     face_decal: np.ndarray  # (F,) bool
@@ -70,6 +73,31 @@ def _mesh(obj, style, track_id: int) -> Mesh:
     return cached[1]
 
 
+def pack_rgba(colors: np.ndarray) -> np.ndarray:
+    """(N, 3) RGB floats -> (N,) uint32 whose bytes are R, G, B, 0 (one gather per pixel)."""
+    rgba = np.zeros((len(colors), 4), np.uint8)
+    rgba[:, :3] = np.clip(np.asarray(colors).reshape(-1, 3), 0, 255)
+    return rgba.view(np.uint32).ravel()
+
+
+RESELECT = 40.0  # [m] the ego may move this far before the ground near it is selected again
+
+
+def _near_ground(g, origin: np.ndarray, radius: float) -> np.ndarray:
+    """Indices of the ground polygons within `radius` [m] of `origin`.
+
+    Long roads hold thousands of dashes; the selection is made with a margin and reused until
+    the ego has moved RESELECT metres, so most frames skip the search.
+    """
+    cached = getattr(g, "_selection", None)
+    if (cached is None or cached[1] != radius
+            or np.hypot(*(origin - cached[0])) > RESELECT):
+        dist = np.linalg.norm(g.centre - origin, axis=1) - g.radius
+        cached = (origin.copy(), radius, np.flatnonzero(dist < radius + RESELECT))
+        g._selection = cached
+    return cached[2]
+
+
 def build_scene(env, registry: SceneRegistry, radius: float = 250.0) -> Scene3D:
     """Pose every object and the ground within `radius` [m] of the ego, in the ego frame."""
     road, ego = env.unwrapped.road, env.unwrapped.vehicle
@@ -77,7 +105,7 @@ def build_scene(env, registry: SceneRegistry, radius: float = 250.0) -> Scene3D:
     origin = np.asarray(ego.position, float)
 
     g = ground_of(road)
-    near = np.linalg.norm(g.centre - origin, axis=1) < radius + g.radius
+    near = _near_ground(g, origin, radius)
     gp = g.polys[near]
     gxy = (gp[..., :2] - origin) @ rot.T
     ground_polys = np.concatenate([gxy, gp[..., 2:]], axis=-1)
@@ -142,11 +170,13 @@ def build_scene(env, registry: SceneRegistry, radius: float = 250.0) -> Scene3D:
                     float).reshape(-1, 3)
     return Scene3D(
         t=float(env.unwrapped.time), ego=ego, registry=registry,
-        ground_polys=ground_polys, ground_normals=ground_normals,
-        ground_colors=g.colors[near], objects=objects, obj_xy=xy_a, obj_heading=head,
+        ground_polys=ground_polys, ground_normals=ground_normals, ground_lod=g.lod[near],
+        ground_colors=g.colors[near], ground_rgba=pack_rgba(g.colors[near]), objects=objects,
+        obj_xy=xy_a, obj_heading=head,
         obj_half=half[:, :2], obj_height=half[:, 2], verts=verts, faces=faces, normals=normals,
         centroids=centroids,
-        colors=np.clip(colors, 0, 255), face_obj=np.repeat(np.arange(len(objects)), n_f),
+        colors=np.clip(colors, 0, 255), rgba=pack_rgba(colors),
+        face_obj=np.repeat(np.arange(len(objects)), n_f),
         face_part=face_part, face_decal=decal, part_rank=part_rank, part_center=part_center,
         vert_part=vert_part, obj_vxy=vel,
         face_off=np.concatenate([[0], np.cumsum(n_f)]),
