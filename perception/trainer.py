@@ -128,6 +128,9 @@ def train_detector(cfg: DictConfig, out_dir: str | Path) -> dict:
 
     from torch.utils.tensorboard import SummaryWriter  # heavy import, only when training
     tb = SummaryWriter(str(out_dir / "tb"))
+    # one bar over the whole run: its rate and ETA cover all remaining epochs
+    bar = tqdm(total=cfg.epochs * len(loader), initial=start_epoch * len(loader), unit="batch",
+               dynamic_ncols=True)
     try:
         for epoch in range(start_epoch, cfg.epochs):
             dataset.set_epoch(epoch)
@@ -135,9 +138,8 @@ def train_detector(cfg: DictConfig, out_dir: str | Path) -> dict:
             model.train()
             sums: dict[str, float] = {}
             t0 = time.perf_counter()
-            bar = tqdm(loader, desc=f"epoch {epoch + 1}/{cfg.epochs}", unit="batch",
-                       dynamic_ncols=True, leave=False)
-            for i, (x, targets) in enumerate(bar):
+            bar.set_description(f"epoch {epoch + 1}/{cfg.epochs}")
+            for i, (x, targets) in enumerate(loader):
                 x = x.to(device, non_blocking=True)
                 targets = {k: v.to(device, non_blocking=True) for k, v in targets.items()}
                 with torch.autocast(device.type, dtype=torch.float16, enabled=amp):
@@ -151,8 +153,9 @@ def train_detector(cfg: DictConfig, out_dir: str | Path) -> dict:
                 sched.step()
                 for k, v in losses.items():
                     sums[k] = sums.get(k, 0.0) + v.item()
-                bar.set_postfix({k: f"{v / (i + 1):.3f}" for k, v in sums.items()})
-            bar.close()
+                bar.set_postfix({k: f"{v / (i + 1):.3f}" for k, v in sums.items()},
+                                refresh=False)
+                bar.update(1)
             precise_bn(model, loader, cfg.precise_bn_batches, device)
             step = (epoch + 1) * len(loader)
             train_losses = {k: v / len(loader) for k, v in sums.items()}
@@ -198,6 +201,7 @@ def train_detector(cfg: DictConfig, out_dir: str | Path) -> dict:
                                             if k not in ("optimizer", "scheduler", "scaler")})
             save_checkpoint(last_path, state)
     finally:
+        bar.close()
         tb.close()
     return {"epochs": cfg.epochs, "best_mAP50": best if val_records is not None else None,
             "last": val_metrics, "history": history, "params": count_parameters(model),

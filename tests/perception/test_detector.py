@@ -127,3 +127,22 @@ def test_missing_default_checkpoint_names_the_training_command(monkeypatch, tmp_
     monkeypatch.setattr("perception.checkpoint.MODELS_DIR", tmp_path)
     with pytest.raises(CheckpointError, match="detector_front.pt.*roadsight train-detector"):
         resolve_checkpoint(None, camera="front")
+
+
+def test_fused_inference_model_matches_the_original():
+    from perception.model import fuse_conv_bn
+
+    torch.manual_seed(0)
+    model = CenterNet(**TINY)
+    model.train()
+    model(torch.rand(4, 3, 64, 64))  # non-trivial BatchNorm running stats
+    model.eval()
+    fused = fuse_conv_bn(model)
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in fused.modules())
+    x = torch.rand(2, 3, 64, 128)
+    with torch.no_grad():
+        (a, fa), (b, fb) = model(x, return_features=True), fused(x, return_features=True)
+    for u, v in zip((*a, fa), (*b, fb), strict=True):
+        torch.testing.assert_close(u, v, atol=1e-5, rtol=1e-4)
+    assert model.training is False and any(
+        isinstance(m, torch.nn.BatchNorm2d) for m in model.modules())
