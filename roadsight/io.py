@@ -31,7 +31,9 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
 
 def atomic_write_json(path: str | Path, obj: Any, indent: int | None = 2) -> None:
     """JSON with sorted keys (byte-identical for identical content), written atomically."""
-    text = json.dumps(obj, indent=indent, sort_keys=True, separators=(",", ": ") if indent else (",", ":"))
+    text = json.dumps(
+        obj, indent=indent, sort_keys=True, separators=(",", ": ") if indent else (",", ":")
+    )
     atomic_write_bytes(path, (text + "\n").encode())
 
 
@@ -50,7 +52,10 @@ def check_writable(directory: str | Path) -> Path:
 def git_commit() -> str | None:
     try:
         out = subprocess.run(
-            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5,
+            ["git", "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=5,
             cwd=Path(__file__).resolve().parent,
         )
         return out.stdout.strip() or None

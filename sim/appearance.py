@@ -18,18 +18,44 @@ EGO_ROOF: RGB = (250, 250, 250)
 
 # Common car paints; several of them are reused by clothing and by obstacles on purpose.
 VEHICLE_PALETTE: tuple[RGB, ...] = (
-    (235, 235, 235), (30, 30, 35), (175, 178, 185), (75, 78, 85), (170, 30, 35), (40, 70, 160),
-    (25, 50, 90), (220, 190, 40), (230, 120, 30), (120, 20, 30), (200, 185, 150), (60, 110, 60),
-    (110, 160, 210), (150, 90, 50),
+    (235, 235, 235),
+    (30, 30, 35),
+    (175, 178, 185),
+    (75, 78, 85),
+    (170, 30, 35),
+    (40, 70, 160),
+    (25, 50, 90),
+    (220, 190, 40),
+    (230, 120, 30),
+    (120, 20, 30),
+    (200, 185, 150),
+    (60, 110, 60),
+    (110, 160, 210),
+    (150, 90, 50),
 )
 CLOTHING_PALETTE: tuple[RGB, ...] = (
-    (30, 30, 35), (235, 235, 235), (170, 30, 35), (40, 70, 160), (220, 190, 40), (230, 120, 30),
-    (200, 185, 150), (60, 110, 60), (110, 160, 210), (150, 90, 50), (175, 178, 185), (120, 20, 30),
+    (30, 30, 35),
+    (235, 235, 235),
+    (170, 30, 35),
+    (40, 70, 160),
+    (220, 190, 40),
+    (230, 120, 30),
+    (200, 185, 150),
+    (60, 110, 60),
+    (110, 160, 210),
+    (150, 90, 50),
+    (175, 178, 185),
+    (120, 20, 30),
 )
 HAIR_PALETTE: tuple[RGB, ...] = ((25, 20, 15), (70, 45, 25), (160, 120, 60), (200, 200, 200))
 CONE_PALETTE: tuple[RGB, ...] = ((230, 120, 30), (220, 190, 40), (235, 235, 235), (170, 30, 35))
 DEBRIS_PALETTE: tuple[RGB, ...] = (
-    (150, 90, 50), (75, 78, 85), (30, 30, 35), (40, 70, 160), (200, 185, 150), (175, 178, 185),
+    (150, 90, 50),
+    (75, 78, 85),
+    (30, 30, 35),
+    (40, 70, 160),
+    (200, 185, 150),
+    (175, 178, 185),
 )
 
 # kind: (length range [m], width range [m], height range [m])
@@ -79,8 +105,13 @@ def vehicle_style(rng: np.random.Generator, kind: str | None = None) -> Style:
 def pedestrian_style(rng: np.random.Generator) -> Style:
     depth, width, height = _sizes(rng, PEDESTRIAN_SIZE)
     return Style(
-        "pedestrian", "adult", depth, width, height,
-        _pick(rng, CLOTHING_PALETTE), _pick(rng, HAIR_PALETTE),
+        "pedestrian",
+        "adult",
+        depth,
+        width,
+        height,
+        _pick(rng, CLOTHING_PALETTE),
+        _pick(rng, HAIR_PALETTE),
     )
 
 

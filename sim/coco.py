@@ -11,7 +11,9 @@ import numpy as np
 from roadsight.io import atomic_write_bytes, atomic_write_json
 from sim.types import CLASSES, Frame
 
-CATEGORIES = [{"id": i + 1, "name": name, "supercategory": "road_user"} for i, name in enumerate(CLASSES)]
+CATEGORIES = [
+    {"id": i + 1, "name": name, "supercategory": "road_user"} for i, name in enumerate(CLASSES)
+]
 CATEGORY_ID = {name: i + 1 for i, name in enumerate(CLASSES)}
 EXTRA_KINDS = ("depth", "semantic", "instance")
 
@@ -45,9 +47,14 @@ class CocoWriter:
         file_name = f"images/{stem}.png"
         atomic_write_bytes(self.root / file_name, _png(frame.image))
         entry = {
-            "id": image_id, "file_name": file_name,
-            "width": int(frame.image.shape[1]), "height": int(frame.image.shape[0]),
-            "episode": episode, "step": step, "t": round(frame.t, 6), "seed": seed,
+            "id": image_id,
+            "file_name": file_name,
+            "width": int(frame.image.shape[1]),
+            "height": int(frame.image.shape[0]),
+            "episode": episode,
+            "step": step,
+            "t": round(frame.t, 6),
+            "seed": seed,
             "camera": frame.camera.to_json(),
         }
         if frame.extras:
@@ -55,17 +62,24 @@ class CocoWriter:
         self.images.append(entry)
         for obj in frame.objects:
             x0, y0, x1, y1 = obj.box_xyxy
-            self.annotations.append({
-                "id": len(self.annotations) + 1, "image_id": image_id,
-                "category_id": CATEGORY_ID[obj.cls],
-                "bbox": [x0, y0, x1 - x0, y1 - y0], "area": (x1 - x0) * (y1 - y0), "iscrowd": 0,
-                "track_id": obj.track_id, "visible": round(obj.visible, 4),
-                "truncated": obj.truncated, "kind": obj.kind,
-                "ego_xy": [round(v, 4) for v in obj.ego_xy],
-                "ego_vxy": [round(v, 4) for v in obj.ego_vxy],
-                "heading": round(obj.heading, 5),
-                "size_lw": [round(v, 4) for v in obj.size_lw],
-            })
+            self.annotations.append(
+                {
+                    "id": len(self.annotations) + 1,
+                    "image_id": image_id,
+                    "category_id": CATEGORY_ID[obj.cls],
+                    "bbox": [x0, y0, x1 - x0, y1 - y0],
+                    "area": (x1 - x0) * (y1 - y0),
+                    "iscrowd": 0,
+                    "track_id": obj.track_id,
+                    "visible": round(obj.visible, 4),
+                    "truncated": obj.truncated,
+                    "kind": obj.kind,
+                    "ego_xy": [round(v, 4) for v in obj.ego_xy],
+                    "ego_vxy": [round(v, 4) for v in obj.ego_vxy],
+                    "heading": round(obj.heading, 5),
+                    "size_lw": [round(v, 4) for v in obj.size_lw],
+                }
+            )
         return image_id
 
     def _write_extras(self, stem: str, extras: dict[str, np.ndarray]) -> dict[str, str]:
@@ -85,11 +99,15 @@ class CocoWriter:
 
     def save(self) -> Path:
         path = self.root / "annotations.json"
-        atomic_write_json(path, {
-            "info": {"description": self.description, "version": "1.0"},
-            "licenses": [],
-            "categories": CATEGORIES,
-            "images": self.images,
-            "annotations": self.annotations,
-        }, indent=None)
+        atomic_write_json(
+            path,
+            {
+                "info": {"description": self.description, "version": "1.0"},
+                "licenses": [],
+                "categories": CATEGORIES,
+                "images": self.images,
+                "annotations": self.annotations,
+            },
+            indent=None,
+        )
         return path

@@ -35,8 +35,10 @@ class IDMDriver:
     def reset(self, env, seed: int | None = None) -> None:
         base = env.unwrapped
         if not isinstance(base.action_type, DiscreteMetaAction):
-            raise ValueError("driver=idm needs env.config.action.type=DiscreteMetaAction, got "
-                             f"{type(base.action_type).__name__}; use driver=random")
+            raise ValueError(
+                "driver=idm needs env.config.action.type=DiscreteMetaAction, got "
+                f"{type(base.action_type).__name__}; use driver=random"
+            )
         self._model = IDMVehicle(base.road, base.vehicle.position)
 
     def act(self, env) -> int:
@@ -72,7 +74,10 @@ class IDMDriver:
         from sim.objects import StaticObstacle
 
         ego = base.vehicle
-        return isinstance(front, StaticObstacle) and ego.lane_distance_to(front) < self.lane_change_distance
+        return (
+            isinstance(front, StaticObstacle)
+            and ego.lane_distance_to(front) < self.lane_change_distance
+        )
 
     def _free_side_lane(self, base) -> int | None:
         ego, road = base.vehicle, base.road

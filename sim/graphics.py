@@ -67,7 +67,9 @@ def _vehicle_layers(style: Style, ego: bool) -> list[tuple[np.ndarray, RGB]]:
         (_rect(hl - 0.35, hl, hw - 0.55, hw - 0.15), LIGHT),
     ]
     if ego:  # a white chevron on the roof marks the ego
-        layers.append((np.array([[0.9, 0.0], [-0.5, -0.6], [-0.1, 0.0], [-0.5, 0.6]]), style.accent))
+        layers.append(
+            (np.array([[0.9, 0.0], [-0.5, -0.6], [-0.1, 0.0], [-0.5, 0.6]]), style.accent)
+        )
     if style.kind == "stalled_car":
         for x in (hl - 0.3, -hl + 0.3):
             for y in (-hw + 0.3, hw - 0.3):
@@ -85,12 +87,19 @@ def top_down_shape(obj, style: Style, outline_pts: np.ndarray | None = None) -> 
     elif style.kind == "cone":
         r = style.width / 2
         base = _ellipse(r, r, n=20)
-        layers = [(base, style.color), (_ellipse(0.6 * r, 0.6 * r), (240, 240, 240)),
-                  (_ellipse(0.35 * r, 0.35 * r), style.color), (_ellipse(0.1, 0.1), (30, 30, 30))]
+        layers = [
+            (base, style.color),
+            (_ellipse(0.6 * r, 0.6 * r), (240, 240, 240)),
+            (_ellipse(0.35 * r, 0.35 * r), style.color),
+            (_ellipse(0.1, 0.1), (30, 30, 30)),
+        ]
         shape = TopDownShape(base, layers)
     elif style.kind == "debris":
-        pts = outline_pts if outline_pts is not None else _rect(
-            -style.length / 2, style.length / 2, -style.width / 2, style.width / 2)
+        pts = (
+            outline_pts
+            if outline_pts is not None
+            else _rect(-style.length / 2, style.length / 2, -style.width / 2, style.width / 2)
+        )
         layers = [(pts, style.color), (0.55 * pts, _shade(style.color, 0.7))]
         shape = TopDownShape(pts, layers, outline=_shade(style.color, 0.5))
     else:  # vehicles, the ego and stalled cars

@@ -19,9 +19,18 @@ from sim.truth import SceneRegistry
 log = logging.getLogger(__name__)
 
 
-def record_dataset(env, camera, driver, out_dir: Path, episodes: int, seed: int,
-                   max_steps: int | None = None, extras: tuple[str, ...] = (),
-                   every: int = 1, progress: bool = True) -> dict:
+def record_dataset(
+    env,
+    camera,
+    driver,
+    out_dir: Path,
+    episodes: int,
+    seed: int,
+    max_steps: int | None = None,
+    extras: tuple[str, ...] = (),
+    every: int = 1,
+    progress: bool = True,
+) -> dict:
     """Drive `episodes` episodes (seeds seed, seed+1, ...) and write a COCO dataset in `out_dir`.
 
     A frame is kept every `every` env steps, from the reset on. Returns counts for metrics.json.
@@ -52,9 +61,14 @@ def record_dataset(env, camera, driver, out_dir: Path, episodes: int, seed: int,
         steps_total += step
         bar.set_postfix(frames=len(writer.images), objects=len(writer.annotations))
     annotations = writer.save()
-    return {"images": len(writer.images), "annotations": len(writer.annotations),
-            "episodes": episodes, "env_steps": steps_total, "crashes": crashes,
-            "annotations_file": str(annotations)}
+    return {
+        "images": len(writer.images),
+        "annotations": len(writer.annotations),
+        "episodes": episodes,
+        "env_steps": steps_total,
+        "crashes": crashes,
+        "annotations_file": str(annotations),
+    }
 
 
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="record")
@@ -65,8 +79,17 @@ def main(cfg: DictConfig) -> None:
     env = instantiate(cfg.env)
     driver = instantiate(cfg.driver)
     try:
-        metrics = record_dataset(env, camera, driver, out_dir, cfg.episodes, cfg.seed,
-                                 cfg.max_steps, tuple(cfg.record.extras), cfg.record.every)
+        metrics = record_dataset(
+            env,
+            camera,
+            driver,
+            out_dir,
+            cfg.episodes,
+            cfg.seed,
+            cfg.max_steps,
+            tuple(cfg.record.extras),
+            cfg.record.every,
+        )
     except BaseException:
         run.finish("failed")
         raise

@@ -56,13 +56,15 @@ class SimRoad(Road):
         if not (vehicle.check_collisions or other.check_collisions):
             return
         # cheap bound before highway-env's own test: |dx| or |dy| beyond it means no contact
-        reach = (vehicle.diagonal + other.diagonal) / 2 + (abs(vehicle.speed) + abs(other.speed)) * dt
+        reach = (vehicle.diagonal + other.diagonal) / 2 + (
+            abs(vehicle.speed) + abs(other.speed)
+        ) * dt
         delta = other.position - vehicle.position
         if abs(delta[0]) > reach or abs(delta[1]) > reach:
             return
         before = [(o, o.crashed, getattr(o, "impact", None)) for o in (vehicle, other)]
         vehicle.handle_collisions(other, dt)
-        for (obj, crashed, impact), partner in zip(before, (other, vehicle)):
+        for (obj, crashed, impact), partner in zip(before, (other, vehicle), strict=True):
             hit = (obj.crashed and not crashed) or getattr(obj, "impact", None) is not impact
             if hit:
                 self.crashed_into.setdefault(id(obj), object_class(partner) or "vehicle")

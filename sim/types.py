@@ -67,4 +67,6 @@ class Frame:
     objects: list[ObjectTruth]
     camera: CameraInfo
     t: float  # [s] simulation time
-    extras: dict[str, np.ndarray] = field(default_factory=dict)  # per-pixel: instance, semantic, depth
+    extras: dict[str, np.ndarray] = field(
+        default_factory=dict
+    )  # per-pixel: instance, semantic, depth

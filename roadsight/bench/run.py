@@ -15,6 +15,7 @@ from roadsight.paths import CONF_DIR
 
 SUITES = {
     "sim": "roadsight.bench.sim_speed:run_sim_suite",
+    "cameras": "roadsight.bench.camera_cost:run_camera_suite",
 }
 
 
@@ -32,9 +33,14 @@ def machine() -> dict:
 
     import torch
 
-    return {"date": time.strftime("%Y-%m-%d %H:%M %Z"), "cpu": platform.processor() or platform.machine(),
-            "cores": os.cpu_count(), "python": platform.python_version(), "torch": torch.__version__,
-            "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None}
+    return {
+        "date": time.strftime("%Y-%m-%d %H:%M %Z"),
+        "cpu": platform.processor() or platform.machine(),
+        "cores": os.cpu_count(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+    }
 
 
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="bench")

@@ -45,9 +45,19 @@ def run_sim_suite(cameras: dict, steps: int, rounds: int, seed: int) -> dict:
     rows = []
     for name, r in results.items():
         plain = name.split(" + ")[0] + " (kinematics)"
-        vs_plain = r["rate"] / results[plain]["rate"] if " + " in name and plain in results else None
+        vs_plain = (
+            r["rate"] / results[plain]["rate"] if " + " in name and plain in results else None
+        )
         if name.startswith("highway-fast-v0 + "):
             vs_plain = r["rate"] / base
-        rows.append({"case": name, "steps_per_s": r["rate"], "min": r["min"], "max": r["max"],
-                     "vs_highway_fast": r["rate"] / base, "vs_same_env_without_camera": vs_plain})
+        rows.append(
+            {
+                "case": name,
+                "steps_per_s": r["rate"],
+                "min": r["min"],
+                "max": r["max"],
+                "vs_highway_fast": r["rate"] / base,
+                "vs_same_env_without_camera": vs_plain,
+            }
+        )
     return {"suite": "sim", "unit": "env steps/s", "rows": rows}

@@ -27,7 +27,11 @@ def interleaved_rates(
                 units[name] += n
                 bar.update()
     return {
-        name: {"rate": float(np.median(r)), "min": float(np.min(r)), "max": float(np.max(r)),
-               "units": units[name]}
+        name: {
+            "rate": float(np.median(r)),
+            "min": float(np.min(r)),
+            "max": float(np.max(r)),
+            "units": units[name],
+        }
         for name, r in rates.items()
     }

@@ -18,5 +18,4 @@ class Camera(Protocol):
     names: tuple[str, ...]
     image_shape: tuple[int, int, int]
 
-    def frames(self, env, registry: SceneRegistry, extras: tuple[str, ...] = ()) -> list[Frame]:
-        ...
+    def frames(self, env, registry: SceneRegistry, extras: tuple[str, ...] = ()) -> list[Frame]: ...

@@ -69,7 +69,9 @@ class BevCamera:
         patches = getattr(road, "patches", [])
         for patch in patches:
             if patch.kind != "crosswalk":
-                pygame.draw.polygon(surface, patch.color, [tuple(p) for p in self.to_px(patch.polygon)])
+                pygame.draw.polygon(
+                    surface, patch.color, [tuple(p) for p in self.to_px(patch.polygon)]
+                )
         for lanes_to in road.network.graph.values():
             for lanes in lanes_to.values():
                 for lane in lanes:
@@ -94,7 +96,10 @@ class BevCamera:
         drawn = []  # (instance id, object, style, silhouette px)
         # highway-env's order: road objects under vehicles; the ego is drawn (and occludes) too
         objects = scene_objects(env)
-        for obj in objects[len(env.unwrapped.road.vehicles):] + objects[:len(env.unwrapped.road.vehicles)]:
+        for obj in (
+            objects[len(env.unwrapped.road.vehicles) :]
+            + objects[: len(env.unwrapped.road.vehicles)]
+        ):
             if not self._visible(obj):
                 continue
             style = registry.style(obj)
@@ -109,7 +114,10 @@ class BevCamera:
             drawn.append((inst, obj, style, shape.silhouette))
         truths = [t for t in (self._truth(ids, *d, ego, registry) for d in drawn) if t]
         info = CameraInfo(
-            name=self.names[0], kind="bev", width=self.width, height=self.height,
+            name=self.names[0],
+            kind="bev",
+            width=self.width,
+            height=self.height,
             metres_per_pixel=1.0 / self.scaling,
             ego_pixel=tuple(float(v) for v in self.to_px(ego.position[None])[0]),
             yaw=float(ego.heading),
@@ -133,13 +141,23 @@ class BevCamera:
         ys, xs = np.nonzero(ids[y0:y1, x0:x1] == inst)
         if len(xs) == 0:
             return None
-        box = (float(x0 + xs.min()), float(y0 + ys.min()), float(x0 + xs.max() + 1),
-               float(y0 + ys.max() + 1))
-        in_image = full[y0 - lo[1]:y1 - lo[1], x0 - lo[0]:x1 - lo[0]].sum()
+        box = (
+            float(x0 + xs.min()),
+            float(y0 + ys.min()),
+            float(x0 + xs.max() + 1),
+            float(y0 + ys.max() + 1),
+        )
+        in_image = full[y0 - lo[1] : y1 - lo[1], x0 - lo[0] : x1 - lo[0]].sum()
         ego_xy, ego_vxy, heading = ego_frame_state(ego, obj)
         return ObjectTruth(
-            track_id=registry.track_id(obj), cls=style.cls, box_xyxy=box,
-            visible=float(min(len(xs) / full_area, 1.0)), truncated=bool(in_image < full_area),
-            ego_xy=ego_xy, ego_vxy=ego_vxy, heading=heading,
-            size_lw=(float(style.length), float(style.width)), kind=style.kind,
+            track_id=registry.track_id(obj),
+            cls=style.cls,
+            box_xyxy=box,
+            visible=float(min(len(xs) / full_area, 1.0)),
+            truncated=bool(in_image < full_area),
+            ego_xy=ego_xy,
+            ego_vxy=ego_vxy,
+            heading=heading,
+            size_lw=(float(style.length), float(style.width)),
+            kind=style.kind,
         )

@@ -1,4 +1,4 @@
-"""Example pinhole frames with ground-truth boxes, as committed under docs/ (and checked by a test).
+"""Example camera frames with ground-truth boxes, as committed under docs/ (and checked by a test).
 
 Regenerate with `python -m sim.camera.examples [out_dir]` (default: docs/).
 """
@@ -13,12 +13,13 @@ import gymnasium as gym
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
-from sim.camera.rig import draw_boxes, tile_frames
+from sim.annotate import draw_truth, tile_frames
 from sim.truth import SceneRegistry
 
 CONF = Path(__file__).resolve().parents[2] / "conf" / "camera"
 # (file, env id, camera config, seed, steps before the shot)
 EXAMPLES = (
+    ("bev_example.png", "roadsight/urban-crossing-v0", "bev", 3, 14),
     ("pinhole_front_urban.png", "roadsight/urban-crossing-v0", "front", 2, 6),
     ("pinhole_front_highway.png", "roadsight/highway-hazards-v0", "front", 3, 4),
     ("pinhole_surround_highway.png", "roadsight/highway-hazards-v0", "surround", 4, 8),
@@ -48,12 +49,13 @@ def render_examples(out_dir: str | Path, scale: int = 2) -> list[Path]:
         finally:
             env.close()
         if len(frames) == 1:
-            image = draw_boxes(frames[0].image, frames[0].objects, scale)
+            image = draw_truth(frames[0], scale=scale)
         else:
             image = tile_frames(frames, cols=2, scale=scale)
         path = out_dir / filename
-        cv2.imwrite(str(path), cv2.cvtColor(image, cv2.COLOR_RGB2BGR),
-                    [cv2.IMWRITE_PNG_COMPRESSION, 9])
+        cv2.imwrite(
+            str(path), cv2.cvtColor(image, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_PNG_COMPRESSION, 9]
+        )
         written.append(path)
     return written
 

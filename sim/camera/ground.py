@@ -19,14 +19,24 @@ KERB = (175, 175, 170)
 STRIPE_SPACING, STRIPE_LENGTH, STRIPE_WIDTH = 4.33, 3.0, 0.2  # [m] as highway-env draws them
 KERB_HEIGHT = 0.12  # [m] sidewalks are raised by this much
 CURVE_STEP = 2.0  # [m] lane sampling step along s for curved lanes
-LAYERS = {"verge": 0, "road": 1, "marking": 2, "dash": 2, "far_dash": 2, "stripe": 3, "sidewalk": 4,
-          "kerb": 5}
+LAYERS = {
+    "verge": 0,
+    "road": 1,
+    "marking": 2,
+    "dash": 2,
+    "far_dash": 2,
+    "stripe": 3,
+    "sidewalk": 4,
+    "kerb": 5,
+}
 # Level of detail for dashed lines: far away a 3 m dash is under a pixel tall, and hundreds of
 # them would cost one fill each. Cameras draw `dash` polygons only nearer than their dash range
 # and a continuous `far_dash` strip in the dash/gap average colour only beyond it.
 LOD = {"dash": 1, "far_dash": 2}
-FAR_DASH = tuple(int(r + (m - r) * STRIPE_LENGTH / STRIPE_SPACING) for r, m in zip(
-    (92, 92, 96), (225, 225, 220), strict=True))
+FAR_DASH = tuple(
+    int(r + (m - r) * STRIPE_LENGTH / STRIPE_SPACING)
+    for r, m in zip((92, 92, 96), (225, 225, 220), strict=True)
+)
 
 
 @dataclass
@@ -120,8 +130,9 @@ def build_ground(road) -> GroundSet:
             flat("stripe", stripe, patch.color)
     items.sort(key=lambda it: it[0])  # stable: keeps lane order within a layer
     m = max(len(it[1]) for it in items)
-    polys = np.stack([np.concatenate([p, np.repeat(p[-1:], m - len(p), 0)])
-                      for _, p, _, _, _ in items])
+    polys = np.stack(
+        [np.concatenate([p, np.repeat(p[-1:], m - len(p), 0)]) for _, p, _, _, _ in items]
+    )
     lo, hi = polys[:, :, :2].min(1), polys[:, :, :2].max(1)
     return GroundSet(
         polys=polys,

@@ -63,8 +63,16 @@ class _Builder:
         self.nv += len(pts)
         return start
 
-    def prism(self, bottom: np.ndarray, top: np.ndarray, z0: float, z1: float,
-              side: list[RGB] | RGB, top_color: RGB, rank: int) -> int:
+    def prism(
+        self,
+        bottom: np.ndarray,
+        top: np.ndarray,
+        z0: float,
+        z1: float,
+        side: list[RGB] | RGB,
+        top_color: RGB,
+        rank: int,
+    ) -> int:
         """A convex part between ring `bottom` at z0 and ring `top` at z1 (both (N, 2), CCW)."""
         n = len(bottom)
         ring = np.concatenate([np.c_[bottom, np.full(n, z0)], np.c_[top, np.full(n, z1)]])
@@ -102,18 +110,30 @@ class _Builder:
             p = verts[f]
             n = np.zeros(3)  # Newell's normal: robust for any planar polygon
             for a, b in zip(p, np.roll(p, -1, axis=0), strict=False):
-                n += [(a[1] - b[1]) * (a[2] + b[2]), (a[2] - b[2]) * (a[0] + b[0]),
-                      (a[0] - b[0]) * (a[1] + b[1])]
+                n += [
+                    (a[1] - b[1]) * (a[2] + b[2]),
+                    (a[2] - b[2]) * (a[0] + b[0]),
+                    (a[0] - b[0]) * (a[1] + b[1]),
+                ]
             n /= np.linalg.norm(n) + 1e-12
             cen = p.mean(0)
             if np.dot(n, cen - c) < 0:
                 n = -n
             normals.append(n)
             centroids.append(cen)
-        return Mesh(verts, faces, np.array(normals), np.array(centroids),
-                    np.array(self.colors, float), np.array(self.part), np.array(self.ranks),
-                    np.array(self.centers), np.array(self.is_decal), np.array(self.vpart),
-                    np.array(self.ring_range))
+        return Mesh(
+            verts,
+            faces,
+            np.array(normals),
+            np.array(centroids),
+            np.array(self.colors, float),
+            np.array(self.part),
+            np.array(self.ranks),
+            np.array(self.centers),
+            np.array(self.is_decal),
+            np.array(self.vpart),
+            np.array(self.ring_range),
+        )
 
 
 def _rect(x0: float, x1: float, y0: float, y1: float) -> np.ndarray:
@@ -153,10 +173,24 @@ def _vehicle(b: _Builder, s: Style) -> None:
         cab = 2.2
         chassis = _rect(-hl + 0.4, hl - cab, -hw + 0.3, hw - 0.3)
         b.prism(chassis, chassis, 0.0, 1.0, TYRE, TYRE, 0)
-        cab_part = b.prism(_rect(hl - cab, hl, -hw, hw), _rect(hl - cab + 0.2, hl - 0.25, -hw + 0.1,
-                           hw - 0.1), 0.0, 0.85 * H, s.accent, _shade(s.accent, 1.1), 1)
-        box = b.prism(_rect(-hl, hl - cab - 0.15, -hw, hw), _rect(-hl, hl - cab - 0.15, -hw, hw),
-                      1.0, H, color, _shade(color, 1.1), 1)
+        cab_part = b.prism(
+            _rect(hl - cab, hl, -hw, hw),
+            _rect(hl - cab + 0.2, hl - 0.25, -hw + 0.1, hw - 0.1),
+            0.0,
+            0.85 * H,
+            s.accent,
+            _shade(s.accent, 1.1),
+            1,
+        )
+        box = b.prism(
+            _rect(-hl, hl - cab - 0.15, -hw, hw),
+            _rect(-hl, hl - cab - 0.15, -hw, hw),
+            1.0,
+            H,
+            color,
+            _shade(color, 1.1),
+            1,
+        )
         b.decal(_end_decal(hl + eps, -hw + 0.2, hw - 0.2, 1.3, 0.8 * H), GLASS, cab_part)
         for y0, y1 in ((-hw + 0.2, -hw + 0.5), (hw - 0.5, hw - 0.2)):
             b.decal(_end_decal(hl + eps, y0, y1, 0.5, 0.75), LIGHT, cab_part)
@@ -173,8 +207,15 @@ def _vehicle(b: _Builder, s: Style) -> None:
     panel = _shade(color, 0.92)
     sides = [GLASS] * 4 if s.kind != "van" else [panel, GLASS, panel, panel]
     top_hw = hw - 0.22 if s.kind != "van" else hw - 0.08  # a van's flanks are vertical
-    cabin = b.prism(_rect(c0, c1, -hw + 0.08, hw - 0.08), _rect(t0, t1, -top_hw, top_hw),
-                    lower, H, sides, _shade(color, 0.95), 1)
+    cabin = b.prism(
+        _rect(c0, c1, -hw + 0.08, hw - 0.08),
+        _rect(t0, t1, -top_hw, top_hw),
+        lower,
+        H,
+        sides,
+        _shade(color, 0.95),
+        1,
+    )
     if s.kind == "van":  # side windows over the front seats
         zw = (lower + 0.15, H - 0.2)
         for y in (hw - 0.08 + eps, -hw + 0.08 - eps):
@@ -194,10 +235,24 @@ def _pedestrian(b: _Builder, s: Style, tone: int) -> None:
     D, W, H = s.length, s.width, s.height  # depth, shoulder width, height
     legs = _shade(s.color, 0.55)
     hip, neck = 0.47 * H, 0.83 * H
-    b.prism(_rect(-0.3 * D, 0.3 * D, -0.3 * W, 0.3 * W), _rect(-0.35 * D, 0.35 * D, -0.34 * W,
-            0.34 * W), 0.0, hip, legs, legs, 0)
-    b.prism(_rect(-0.42 * D, 0.42 * D, -0.38 * W, 0.38 * W), _rect(-0.5 * D, 0.5 * D, -0.5 * W,
-            0.5 * W), hip, neck, s.color, s.color, 1)
+    b.prism(
+        _rect(-0.3 * D, 0.3 * D, -0.3 * W, 0.3 * W),
+        _rect(-0.35 * D, 0.35 * D, -0.34 * W, 0.34 * W),
+        0.0,
+        hip,
+        legs,
+        legs,
+        0,
+    )
+    b.prism(
+        _rect(-0.42 * D, 0.42 * D, -0.38 * W, 0.38 * W),
+        _rect(-0.5 * D, 0.5 * D, -0.5 * W, 0.5 * W),
+        hip,
+        neck,
+        s.color,
+        s.color,
+        1,
+    )
     head = _rect(-0.11, 0.11, -0.09, 0.09)
     skin = SKIN[tone % len(SKIN)]
     # faces: right, front (face), left, back (hair); top is hair
@@ -211,8 +266,15 @@ def _cone(b: _Builder, s: Style) -> None:
     colors = [s.color, WHITE, s.color]
     b.prism(_rect(-r, r, -r, r), _rect(-r, r, -r, r), 0.0, 0.04, (30, 30, 30), (30, 30, 30), 0)
     for i in range(3):
-        b.prism(_ngon(rz[i], 8), _ngon(rz[i + 1], 8), zs[i] + (0.04 if i == 0 else 0), zs[i + 1],
-                colors[i], colors[i], 1 + i)
+        b.prism(
+            _ngon(rz[i], 8),
+            _ngon(rz[i + 1], 8),
+            zs[i] + (0.04 if i == 0 else 0),
+            zs[i + 1],
+            colors[i],
+            colors[i],
+            1 + i,
+        )
 
 
 def _debris(b: _Builder, s: Style, outline: np.ndarray | None) -> None:
@@ -224,7 +286,7 @@ def _debris(b: _Builder, s: Style, outline: np.ndarray | None) -> None:
     x, y = pts[:, 0], pts[:, 1]
     if np.dot(x, np.roll(y, -1)) - np.dot(y, np.roll(x, -1)) < 0:  # clockwise: make it CCW
         pts = pts[::-1]
-    pts = pts[: MAX_VERTS]
+    pts = pts[:MAX_VERTS]
     b.prism(pts, c + 0.75 * (pts - c), 0.0, s.height, s.color, _shade(s.color, 1.15), 0)
 
 

@@ -69,8 +69,12 @@ class PinholeCamera:
         far: float = 250.0,  # [m] objects and ground beyond are not drawn
     ):
         for key, value in (("width", width), ("height", height)):
-            _check(isinstance(value, (int, np.integer)) and value > 0, key, value,
-                   "a positive integer [px]")
+            _check(
+                isinstance(value, (int, np.integer)) and value > 0,
+                key,
+                value,
+                "a positive integer [px]",
+            )
         if fx is None:
             _check(fov_deg is not None and 1 < fov_deg < 179, "fov_deg", fov_deg, "in (1, 179)")
             fx = width / 2 / np.tan(np.radians(fov_deg) / 2)
@@ -83,8 +87,13 @@ class PinholeCamera:
         self.name, self.width, self.height = name, int(width), int(height)
         self.names = (name,)
         self.image_shape = (self.height, self.width, 3)
-        self.K = np.array([[fx, 0.0, width / 2 if cx is None else cx],
-                           [0.0, fy, height / 2 if cy is None else cy], [0.0, 0.0, 1.0]])
+        self.K = np.array(
+            [
+                [fx, 0.0, width / 2 if cx is None else cx],
+                [0.0, fy, height / 2 if cy is None else cy],
+                [0.0, 0.0, 1.0],
+            ]
+        )
         self.mount = np.array([mount_x, mount_y, mount_z], float)
         self.yaw, self.pitch = np.radians(yaw_deg), np.radians(pitch_deg)
         self.R = mount_rotation(self.yaw, self.pitch)
@@ -109,9 +118,14 @@ class PinholeCamera:
 
     def info(self) -> CameraInfo:
         return CameraInfo(
-            name=self.name, kind="pinhole", width=self.width, height=self.height,
-            K=self.K.tolist(), mount_xyz=tuple(float(v) for v in self.mount),
-            yaw=float(self.yaw), pitch=float(self.pitch),
+            name=self.name,
+            kind="pinhole",
+            width=self.width,
+            height=self.height,
+            K=self.K.tolist(),
+            mount_xyz=tuple(float(v) for v in self.mount),
+            yaw=float(self.yaw),
+            pitch=float(self.pitch),
         )
 
     def _background(self) -> None:
@@ -141,16 +155,19 @@ class PinholeCamera:
         """Render a prepared scene snapshot (shared by the cameras of a rig)."""
         unknown = set(extras) - set(EXTRAS)
         if unknown:
-            raise ValueError(f"camera '{self.name}': unknown extras {sorted(unknown)}; "
-                             f"valid: {list(EXTRAS)}")
+            raise ValueError(
+                f"camera '{self.name}': unknown extras {sorted(unknown)}; valid: {list(EXTRAS)}"
+            )
         H = self.height
         buf = self._bg_rows.copy()
         # ground, in layer order; kerbs are the only ground faces that can face away
         gc = self.to_camera(scene.ground_polys)  # (G, M, 3)
         keep = ~raster.outside(gc, self._A, self._b)
         if len(gc):
-            keep &= np.einsum("ij,ij->i", scene.ground_normals,
-                              self.mount - scene.ground_polys[:, 0]) > 0
+            keep &= (
+                np.einsum("ij,ij->i", scene.ground_normals, self.mount - scene.ground_polys[:, 0])
+                > 0
+            )
         # dashed lines: dashes nearer than dash_range, one averaged strip beyond
         z_min, z_max = gc[..., 2].min(1), gc[..., 2].max(1)
         lod = scene.ground_lod
@@ -168,8 +185,9 @@ class PinholeCamera:
         uv = raster.project(np.where(z_ok[:, None], vc, 1.0), self.K)  # (V, 2)
         order = self._face_order(scene, vals)
         faces = scene.faces[order]
-        self._fill(buf, vc[faces], raster.to_fixed(uv)[faces], z_ok[faces].all(1),
-                   H + len(gc) + order)
+        self._fill(
+            buf, vc[faces], raster.to_fixed(uv)[faces], z_ok[faces].all(1), H + len(gc) + order
+        )
         return self._frame(scene, buf, gc, vc, uv.astype(np.float32), z_ok, extras)
 
     def _fill(self, buf, polys, fixed, whole, values, far=None) -> None:
@@ -205,8 +223,12 @@ class PinholeCamera:
         cand = cand[sel]
         part_dist = np.linalg.norm(scene.part_center - self.mount, axis=1)
         part = scene.face_part[cand]
-        keys = (scene.face_decal[cand], -part_dist[part], scene.part_rank[part],
-                -obj_dist[scene.face_obj[cand]])
+        keys = (
+            scene.face_decal[cand],
+            -part_dist[part],
+            scene.part_rank[part],
+            -obj_dist[scene.face_obj[cand]],
+        )
         return cand[np.lexsort(keys)]
 
     # -- ground truth and per-pixel outputs ----------------------------------------------------
@@ -216,11 +238,11 @@ class PinholeCamera:
         lut = np.concatenate([self._bg_rgba, scene.ground_rgba, scene.rgba])
         # one uint32 gather is ~10x faster than fancy-indexing (H, W, 3)
         packed = np.take(lut, buf)
-        image = cv2.cvtColor(packed.view(np.uint8).reshape(self.height, self.width, 4),
-                             cv2.COLOR_RGBA2RGB)
+        image = cv2.cvtColor(
+            packed.view(np.uint8).reshape(self.height, self.width, 4), cv2.COLOR_RGBA2RGB
+        )
         prim_px = np.bincount(buf.ravel(), minlength=n_bg + len(scene.faces))
-        obj_px = (np.add.reduceat(prim_px[n_bg:], scene.face_off[:-1]) if n_o
-                  else np.zeros(0, int))
+        obj_px = np.add.reduceat(prim_px[n_bg:], scene.face_off[:-1]) if n_o else np.zeros(0, int)
         truths = []
         if n_o:
             in_front = np.logical_and.reduceat(z_ok, scene.vert_off[:-1])
@@ -251,12 +273,15 @@ class PinholeCamera:
             return [cv2.convexHull(uv[a:b]).reshape(-1, 2) for a, b in scene.part_verts[parts]]
         # the object straddles the camera plane: hull of its near-clipped front faces per part
         faces = np.arange(scene.face_off[k], scene.face_off[k + 1])
-        front = faces[np.einsum("ij,ij->i", scene.normals[faces],
-                                self.mount - scene.centroids[faces]) > 0]
+        front = faces[
+            np.einsum("ij,ij->i", scene.normals[faces], self.mount - scene.centroids[faces]) > 0
+        ]
         hulls = []
         for p in parts:
-            clipped = [raster.clip_near(vc[scene.faces[f]], self.near)
-                       for f in front[scene.face_part[front] == p]]
+            clipped = [
+                raster.clip_near(vc[scene.faces[f]], self.near)
+                for f in front[scene.face_part[front] == p]
+            ]
             pts = [c for c in clipped if len(c)]
             if pts:
                 px = raster.project(np.concatenate(pts), self.K).astype(np.float32)
@@ -274,8 +299,12 @@ class PinholeCamera:
         mask = (region >= f0) & (region < f1)
         rows, cols = np.flatnonzero(mask.any(1)), np.flatnonzero(mask.any(0))
         if len(rows):
-            box = (float(x0 + cols[0]), float(y0 + rows[0]), float(x0 + cols[-1] + 1),
-                   float(y0 + rows[-1] + 1))
+            box = (
+                float(x0 + cols[0]),
+                float(y0 + rows[0]),
+                float(x0 + cols[-1] + 1),
+                float(y0 + rows[-1] + 1),
+            )
         else:  # the hull missed its own pixels (cannot happen for a consistent raster)
             ys, xs = np.nonzero((buf >= f0) & (buf < f1))
             box = (float(xs.min()), float(ys.min()), float(xs.max() + 1), float(ys.max() + 1))
@@ -285,20 +314,28 @@ class PinholeCamera:
         so = scene.objects[k]
         xy, vxy = scene.obj_xy[k].tolist(), scene.obj_vxy[k].tolist()
         return ObjectTruth(
-            track_id=so.track_id, cls=so.cls, box_xyxy=box,
-            visible=min(count / max(full, 1.0), 1.0), truncated=truncated,
-            ego_xy=tuple(xy), ego_vxy=tuple(vxy), heading=float(scene.obj_heading[k]),
-            size_lw=(float(so.style.length), float(so.style.width)), kind=so.style.kind,
+            track_id=so.track_id,
+            cls=so.cls,
+            box_xyxy=box,
+            visible=min(count / max(full, 1.0), 1.0),
+            truncated=truncated,
+            ego_xy=tuple(xy),
+            ego_vxy=tuple(vxy),
+            heading=float(scene.obj_heading[k]),
+            size_lw=(float(so.style.length), float(so.style.width)),
+            kind=so.style.kind,
         )
 
     def _depth(self, scene: Scene3D, buf: np.ndarray, gc: np.ndarray) -> np.ndarray:
         """(H, W) float32 z-depth [m] from each primitive's plane, inf for sky."""
         n_gc = scene.ground_normals @ self.R.T
-        g_planes = np.c_[n_gc, np.einsum("ij,ij->i", n_gc, gc[:, 0])] if len(gc) else np.zeros(
-            (0, 4))
-        n_fc = (scene.normals @ self.R.T)
-        vc0 = self.to_camera(scene.verts[scene.faces[:, 0]]) if len(scene.faces) else np.zeros(
-            (0, 3))
+        g_planes = (
+            np.c_[n_gc, np.einsum("ij,ij->i", n_gc, gc[:, 0])] if len(gc) else np.zeros((0, 4))
+        )
+        n_fc = scene.normals @ self.R.T
+        vc0 = (
+            self.to_camera(scene.verts[scene.faces[:, 0]]) if len(scene.faces) else np.zeros((0, 3))
+        )
         f_planes = np.c_[n_fc, np.einsum("ij,ij->i", n_fc, vc0)]
         planes = np.concatenate([self._bg_planes, g_planes, f_planes])[buf]  # (H, W, 4)
         u = (np.arange(self.width) + 0.5 - self.K[0, 2]) / self.K[0, 0]

@@ -19,13 +19,15 @@ ONE = 1 << SHIFT
 def frustum(K: np.ndarray, width: int, height: int, near: float) -> tuple[np.ndarray, np.ndarray]:
     """Half-spaces `X @ A + b >= 0` (X (..., 3) camera coords) of the view frustum: (3, 5), (5,)."""
     fx, fy, cx, cy = K[0, 0], K[1, 1], K[0, 2], K[1, 2]
-    A = np.array([
-        [0.0, 0.0, 1.0],  # z >= near
-        [fx, 0.0, cx],  # u >= 0
-        [-fx, 0.0, width - cx],  # u <= width
-        [0.0, fy, cy],  # v >= 0
-        [0.0, -fy, height - cy],  # v <= height
-    ]).T
+    A = np.array(
+        [
+            [0.0, 0.0, 1.0],  # z >= near
+            [fx, 0.0, cx],  # u >= 0
+            [-fx, 0.0, width - cx],  # u <= width
+            [0.0, fy, cy],  # v >= 0
+            [0.0, -fy, height - cy],  # v <= height
+        ]
+    ).T
     return A, np.array([-near, 0.0, 0.0, 0.0, 0.0])
 
 
@@ -71,8 +73,9 @@ def fill(buf: np.ndarray, pts: np.ndarray, value: int) -> None:
     cv2.fillConvexPoly(buf, pts, int(value), cv2.LINE_8, SHIFT)
 
 
-def silhouette_area(hulls: list[np.ndarray], lo: tuple[float, float],
-                    hi: tuple[float, float], max_side: int = 512) -> float:
+def silhouette_area(
+    hulls: list[np.ndarray], lo: tuple[float, float], hi: tuple[float, float], max_side: int = 512
+) -> float:
     """Pixel area [px] of the union of convex polygons (each (N, 2) px) inside box `lo`-`hi`.
 
     Rasterised on the frame's own pixel grid (so it matches the instance buffer's counts, even for

@@ -90,8 +90,7 @@ def _near_ground(g, origin: np.ndarray, radius: float) -> np.ndarray:
     the ego has moved RESELECT metres, so most frames skip the search.
     """
     cached = getattr(g, "_selection", None)
-    if (cached is None or cached[1] != radius
-            or np.hypot(*(origin - cached[0])) > RESELECT):
+    if cached is None or cached[1] != radius or np.hypot(*(origin - cached[0])) > RESELECT:
         dist = np.linalg.norm(g.centre - origin, axis=1) - g.radius
         cached = (origin.copy(), radius, np.flatnonzero(dist < radius + RESELECT))
         g._selection = cached
@@ -166,20 +165,38 @@ def build_scene(env, registry: SceneRegistry, radius: float = 250.0) -> Scene3D:
         face_part = vert_part = part_rank = np.zeros(0, int)
         decal = np.zeros(0, bool)
         part_verts = np.zeros((0, 2), int)
-    half = np.array([[o.style.length / 2, o.style.width / 2, o.style.height] for o in objects],
-                    float).reshape(-1, 3)
+    half = np.array(
+        [[o.style.length / 2, o.style.width / 2, o.style.height] for o in objects], float
+    ).reshape(-1, 3)
     return Scene3D(
-        t=float(env.unwrapped.time), ego=ego, registry=registry,
-        ground_polys=ground_polys, ground_normals=ground_normals, ground_lod=g.lod[near],
-        ground_colors=g.colors[near], ground_rgba=pack_rgba(g.colors[near]), objects=objects,
-        obj_xy=xy_a, obj_heading=head,
-        obj_half=half[:, :2], obj_height=half[:, 2], verts=verts, faces=faces, normals=normals,
+        t=float(env.unwrapped.time),
+        ego=ego,
+        registry=registry,
+        ground_polys=ground_polys,
+        ground_normals=ground_normals,
+        ground_lod=g.lod[near],
+        ground_colors=g.colors[near],
+        ground_rgba=pack_rgba(g.colors[near]),
+        objects=objects,
+        obj_xy=xy_a,
+        obj_heading=head,
+        obj_half=half[:, :2],
+        obj_height=half[:, 2],
+        verts=verts,
+        faces=faces,
+        normals=normals,
         centroids=centroids,
-        colors=np.clip(colors, 0, 255), rgba=pack_rgba(colors),
+        colors=np.clip(colors, 0, 255),
+        rgba=pack_rgba(colors),
         face_obj=np.repeat(np.arange(len(objects)), n_f),
-        face_part=face_part, face_decal=decal, part_rank=part_rank, part_center=part_center,
-        vert_part=vert_part, obj_vxy=vel,
+        face_part=face_part,
+        face_decal=decal,
+        part_rank=part_rank,
+        part_center=part_center,
+        vert_part=vert_part,
+        obj_vxy=vel,
         face_off=np.concatenate([[0], np.cumsum(n_f)]),
         vert_off=np.concatenate([[0], np.cumsum(n_v)]),
-        part_off=np.concatenate([[0], np.cumsum(n_p)]), part_verts=part_verts,
+        part_off=np.concatenate([[0], np.cumsum(n_p)]),
+        part_verts=part_verts,
     )

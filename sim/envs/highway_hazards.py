@@ -1,4 +1,4 @@
-"""highway-hazards-v0: highway-fast-v0's traffic plus debris, cones and stalled vehicles in lanes."""
+"""highway-hazards-v0: highway-fast-v0's traffic plus debris, cones and stalled cars in lanes."""
 
 from __future__ import annotations
 
@@ -53,8 +53,13 @@ class HighwayHazardsEnv(RoadsightRewardsMixin, HighwayEnvFast):
         style_ego(ego)
         self.controlled_vehicles = [ego]
         self.road.vehicles.append(ego)
-        add_traffic(self.road, other_type, self.config["vehicles_count"], rng,
-                    spacing=1 / self.config["vehicles_density"])
+        add_traffic(
+            self.road,
+            other_type,
+            self.config["vehicles_count"],
+            rng,
+            spacing=1 / self.config["vehicles_density"],
+        )
         for vehicle in self.road.vehicles:
             if vehicle is not ego:
                 vehicle.check_collisions = False

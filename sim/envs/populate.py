@@ -6,7 +6,7 @@ import numpy as np
 from highway_env.road.road import Road
 from highway_env.vehicle.kinematics import Vehicle
 
-from sim.appearance import ego_style, obstacle_style, pedestrian_style, vehicle_style, apply_style
+from sim.appearance import apply_style, ego_style, obstacle_style, pedestrian_style, vehicle_style
 from sim.objects import CrossingPlan, Pedestrian, StaticObstacle, debris_outline
 
 MIN_GAP = 2.0  # [m] bumper to bumper between spawned vehicles in one lane
@@ -18,7 +18,7 @@ def np_rng(env) -> np.random.Generator:
 
 
 def add_traffic(road: Road, vehicle_type, count: int, rng: np.random.Generator, spacing=1.0):
-    """Add `count` IDM vehicles of random kinds (car/van/truck) and colours ahead of the last one."""
+    """Add `count` IDM vehicles of random kinds (car, van, truck) and colours, ahead in x."""
     for _ in range(count):
         vehicle = vehicle_type.create_random(road, spacing=spacing)
         vehicle.randomize_behavior()

@@ -1,4 +1,4 @@
-"""urban-crossing-v0: a two-lane urban street with crosswalks, pedestrians, obstacles and traffic."""
+"""urban-crossing-v0: a two-lane urban street with crosswalks, pedestrians, obstacles, traffic."""
 
 from __future__ import annotations
 
@@ -89,7 +89,10 @@ class UrbanCrossingEnv(RoadsightRewardsMixin, AbstractEnv):
                 LineType.CONTINUOUS_LINE if i == n - 1 else LineType.NONE,
             )
             lane = StraightLane(
-                [0, i * width], [length, i * width], width=width, line_types=lines,
+                [0, i * width],
+                [length, i * width],
+                width=width,
+                line_types=lines,
                 speed_limit=cfg["speed_limit"],
             )
             net.add_lane("a", "b", lane)
@@ -99,7 +102,9 @@ class UrbanCrossingEnv(RoadsightRewardsMixin, AbstractEnv):
             self.crosswalks_x.append(x)
             x += float(rng.uniform(*cfg["crosswalk_spacing"]))
         self.road = SimRoad(
-            network=net, np_random=self.np_random, record_history=cfg["show_trajectories"],
+            network=net,
+            np_random=self.np_random,
+            record_history=cfg["show_trajectories"],
             patches=self._patches(),
         )
 
@@ -139,8 +144,13 @@ class UrbanCrossingEnv(RoadsightRewardsMixin, AbstractEnv):
         self.controlled_vehicles = [ego]
         self.road.vehicles.append(ego)
         vehicle_type = utils.class_from_path(cfg["other_vehicles_type"])
-        add_traffic(self.road, vehicle_type, cfg["vehicles_count"], self._rng,
-                    spacing=1 / cfg["vehicles_density"])
+        add_traffic(
+            self.road,
+            vehicle_type,
+            cfg["vehicles_count"],
+            self._rng,
+            spacing=1 / cfg["vehicles_density"],
+        )
         lanes = [("a", "b", i) for i in range(cfg["lanes_count"])]
         lo, hi = (cfg["ego_start_x"] + d for d in cfg["obstacles_range"])
         add_obstacles(self.road, self._rng, cfg["obstacles_count"], (lo, hi), lanes)
@@ -154,8 +164,14 @@ class UrbanCrossingEnv(RoadsightRewardsMixin, AbstractEnv):
         if hi <= lo:
             return
         pedestrian = spawn_pedestrian(
-            self.road, self._rng, (lo, hi), self.crosswalks_x, self.road_y,
-            cfg["sidewalk_width"], cfg["jaywalk_rate"], cfg["crosswalk_width"],
+            self.road,
+            self._rng,
+            (lo, hi),
+            self.crosswalks_x,
+            self.road_y,
+            cfg["sidewalk_width"],
+            cfg["jaywalk_rate"],
+            cfg["crosswalk_width"],
         )
         if not initial:
             self._pedestrian_x_cursor = pedestrian.plan.cross_x + 10
@@ -188,8 +204,11 @@ class UrbanCrossingEnv(RoadsightRewardsMixin, AbstractEnv):
         prev_front_x = getattr(self, "_prev_front_x", front_x)
         half = self.config["crosswalk_width"] / 2
         violation = any(
-            prev_front_x < x + half and front_x >= x - half
-            and any(p.on_roadway and abs(p.position[0] - x) <= half + 0.5 for p in self.pedestrians())
+            prev_front_x < x + half
+            and front_x >= x - half
+            and any(
+                p.on_roadway and abs(p.position[0] - x) <= half + 0.5 for p in self.pedestrians()
+            )
             for x in self.crosswalks_x
         )
         return {

@@ -17,7 +17,8 @@ def test_sim_suite_reports_rates_and_ratios(tmp_path):
     assert base["vs_highway_fast"] == 1.0
     urban, urban_bev = rows["urban-crossing-v0 (kinematics)"], rows["urban-crossing-v0 + bev"]
     assert urban_bev["vs_same_env_without_camera"] == pytest.approx(
-        urban_bev["steps_per_s"] / urban["steps_per_s"])
+        urban_bev["steps_per_s"] / urban["steps_per_s"]
+    )
     assert all(r["steps_per_s"] > 0 for r in rows.values())
     assert result["machine"]["cores"] >= 1
 

@@ -37,9 +37,21 @@ def trained(tmp_path_factory):
     root = tmp_path_factory.mktemp("det")
     data = write_synthetic_coco(root / "ds", n_images=8, seed=1)
     out = root / "train"
-    run_cli("train-detector", f"data={data}", f"val_data={data}", "epochs=30", "detector=tiny",
-            *SMALL_INPUT, "batch_size=8", "workers=0", "lr=0.01", "warmup_steps=10",
-            "augment=null", "val_every=5", f"hydra.run.dir={out}")
+    run_cli(
+        "train-detector",
+        f"data={data}",
+        f"val_data={data}",
+        "epochs=30",
+        "detector=tiny",
+        *SMALL_INPUT,
+        "batch_size=8",
+        "workers=0",
+        "lr=0.01",
+        "warmup_steps=10",
+        "augment=null",
+        "val_every=5",
+        f"hydra.run.dir={out}",
+    )
     return data, out
 
 
@@ -57,8 +69,9 @@ def test_train_writes_checkpoints_tb_and_metrics(trained):
 
 def test_val_detector_metrics_csv_and_pr_plot(trained, tmp_path):
     data, out = trained
-    run_cli("val-detector", f"checkpoint={out / 'best.pt'}", f"data={data}",
-            f"hydra.run.dir={tmp_path}")
+    run_cli(
+        "val-detector", f"checkpoint={out / 'best.pt'}", f"data={data}", f"hydra.run.dir={tmp_path}"
+    )
     m = json.loads((tmp_path / "metrics.json").read_text())
     assert m["mAP50"] > 0.5 and 0 < m["mAP50_95"] <= m["mAP50"]
     for name in ("vehicle", "pedestrian", "obstacle"):
@@ -69,17 +82,25 @@ def test_val_detector_metrics_csv_and_pr_plot(trained, tmp_path):
 
 def test_val_detector_onnx_backend_under_corruption(trained, tmp_path):
     data, out = trained
-    run_cli("val-detector", f"checkpoint={out / 'best.pt'}", f"data={data}", "backend=onnx",
-            "corruption=single", "corruption.name=fog", "corruption.severity=3",
-            f"hydra.run.dir={tmp_path}")
+    run_cli(
+        "val-detector",
+        f"checkpoint={out / 'best.pt'}",
+        f"data={data}",
+        "backend=onnx",
+        "corruption=single",
+        "corruption.name=fog",
+        "corruption.severity=3",
+        f"hydra.run.dir={tmp_path}",
+    )
     m = json.loads((tmp_path / "metrics.json").read_text())
     assert m["backend"] == "onnx" and m["corruption"] == {"name": "fog", "severity": 3}
     assert m["mAP50"] is not None
 
 
 def ffprobe_video_line(path: Path) -> str:
-    proc = subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-i", str(path)],
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        [imageio_ffmpeg.get_ffmpeg_exe(), "-i", str(path)], capture_output=True, text=True
+    )
     return next(line for line in proc.stderr.splitlines() if "Video:" in line)
 
 
@@ -95,14 +116,20 @@ def test_detect_on_a_video_writes_h264_and_jsonl(trained, tmp_path):
     for p in sorted((data / "images").glob("*.png"))[:5]:
         vw.write(cv2.imread(str(p)))
     vw.release()
-    run_cli("detect", f"checkpoint={out / 'best.pt'}", f"source={video}", "batch_size=2",
-            f"hydra.run.dir={tmp_path / 'run'}")
+    run_cli(
+        "detect",
+        f"checkpoint={out / 'best.pt'}",
+        f"source={video}",
+        "batch_size=2",
+        f"hydra.run.dir={tmp_path / 'run'}",
+    )
     mp4 = tmp_path / "run" / "detections.mp4"
     assert "Video: h264" in ffprobe_video_line(mp4)
     frames = read_frames(mp4)
     assert len(frames) == 5 and frames[0].shape == (128, 256, 3)
-    lines = [json.loads(x) for x in (tmp_path / "run" / "detections.jsonl").read_text().split("\n")
-             if x]
+    lines = [
+        json.loads(x) for x in (tmp_path / "run" / "detections.jsonl").read_text().split("\n") if x
+    ]
     assert [x["frame"] for x in lines] == list(range(5))
     assert all(set(x) >= {"boxes", "classes", "scores"} for x in lines)
     assert sum(len(x["boxes"]) for x in lines) > 0
@@ -110,8 +137,13 @@ def test_detect_on_a_video_writes_h264_and_jsonl(trained, tmp_path):
 
 def test_detect_on_an_image_folder_with_onnx(trained, tmp_path):
     data, out = trained
-    run_cli("detect", f"checkpoint={out / 'best.pt'}", f"source={data / 'images'}",
-            "backend=onnx", f"hydra.run.dir={tmp_path}")
+    run_cli(
+        "detect",
+        f"checkpoint={out / 'best.pt'}",
+        f"source={data / 'images'}",
+        "backend=onnx",
+        f"hydra.run.dir={tmp_path}",
+    )
     assert len((tmp_path / "detections.jsonl").read_text().splitlines()) == 8
     assert len(read_frames(tmp_path / "detections.mp4")) == 8
 
@@ -124,8 +156,10 @@ def test_export_onnx_agrees_with_torch(trained, tmp_path):
     assert [o.name for o in sess.get_outputs()] == ["heatmap", "size", "offset"]
     state = load_checkpoint(out / "best.pt")
     pre = instantiate(state["preprocess_cfg"])
-    imgs = [cv2.cvtColor(cv2.imread(str(p)), cv2.COLOR_BGR2RGB)
-            for p in sorted((trained[0] / "images").glob("*.png"))[:3]]
+    imgs = [
+        cv2.cvtColor(cv2.imread(str(p)), cv2.COLOR_BGR2RGB)
+        for p in sorted((trained[0] / "images").glob("*.png"))[:3]
+    ]
     x = torch.stack([torch.from_numpy(pre(im)[0]) for im in imgs])  # batch 3: dynamic batch
     ref = TorchBackend(build_model(state), "cpu")(x)
     got = OnnxBackend(onnx_path)(x)
@@ -141,12 +175,18 @@ def test_bad_inputs_fail_naming_the_file_and_keep_artefacts(trained, tmp_path):
     ckpt = f"checkpoint={out / 'best.pt'}"
     bad_video = tmp_path / "bad.mp4"
     bad_video.write_bytes(b"garbage" * 100)
-    proc = run_cli("detect", ckpt, f"source={bad_video}", f"hydra.run.dir={tmp_path / 'd1'}",
-                   check=False)
+    proc = run_cli(
+        "detect", ckpt, f"source={bad_video}", f"hydra.run.dir={tmp_path / 'd1'}", check=False
+    )
     assert proc.returncode != 0 and "bad.mp4: unreadable" in proc.stderr
     (tmp_path / "empty").mkdir()
-    proc = run_cli("detect", ckpt, f"source={tmp_path / 'empty'}",
-                   f"hydra.run.dir={tmp_path / 'd2'}", check=False)
+    proc = run_cli(
+        "detect",
+        ckpt,
+        f"source={tmp_path / 'empty'}",
+        f"hydra.run.dir={tmp_path / 'd2'}",
+        check=False,
+    )
     assert proc.returncode != 0 and "empty: empty" in proc.stderr
 
     broken = tmp_path / "broken"
@@ -155,15 +195,28 @@ def test_bad_inputs_fail_naming_the_file_and_keep_artefacts(trained, tmp_path):
     coco["annotations"][0]["bbox"] = [250, 120, 30, 30]
     (broken / "annotations.json").write_text(json.dumps(coco))
     last_before = (out / "last.pt").read_bytes()
-    proc = run_cli("train-detector", f"data={broken}", "detector=tiny", *SMALL_INPUT,
-                   "epochs=31", "workers=0", f"hydra.run.dir={out}", check=False)
+    proc = run_cli(
+        "train-detector",
+        f"data={broken}",
+        "detector=tiny",
+        *SMALL_INPUT,
+        "epochs=31",
+        "workers=0",
+        f"hydra.run.dir={out}",
+        check=False,
+    )
     assert proc.returncode != 0 and "annotations.json: annotation id=1: box" in proc.stderr
     assert (out / "last.pt").read_bytes() == last_before  # the failed run destroyed nothing
 
     corrupt = tmp_path / "corrupt.pt"
     corrupt.write_bytes((out / "best.pt").read_bytes()[:2000])
-    proc = run_cli("val-detector", f"checkpoint={corrupt}", f"data={data}",
-                   f"hydra.run.dir={tmp_path / 'v'}", check=False)
+    proc = run_cli(
+        "val-detector",
+        f"checkpoint={corrupt}",
+        f"data={data}",
+        f"hydra.run.dir={tmp_path / 'v'}",
+        check=False,
+    )
     assert proc.returncode != 0 and "corrupt.pt: not a readable torch file" in proc.stderr
 
 
@@ -172,8 +225,12 @@ def test_missing_shipped_checkpoint_says_how_to_train_it(tmp_path):
 
     if (MODELS_DIR / "detector_front.pt").exists():
         pytest.skip("the shipped front checkpoint exists")
-    proc = run_cli("detect", "camera=front", f"source={tmp_path}",
-                   f"hydra.run.dir={tmp_path / 'd'}", check=False)
+    proc = run_cli(
+        "detect",
+        "camera=front",
+        f"source={tmp_path}",
+        f"hydra.run.dir={tmp_path / 'd'}",
+        check=False,
+    )
     assert proc.returncode != 0
     assert "detector_front.pt" in proc.stderr and "roadsight train-detector" in proc.stderr
-

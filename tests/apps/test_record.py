@@ -34,17 +34,30 @@ def test_help_lists_the_commands():
 @pytest.fixture(scope="module")
 def recorded(tmp_path_factory):
     out = tmp_path_factory.mktemp("rec")
-    run_cli("record", "env=urban_crossing", "camera=bev", "episodes=2", "seed=7", "max_steps=4",
-            f"hydra.run.dir={out}")
+    run_cli(
+        "record",
+        "env=urban_crossing",
+        "camera=bev",
+        "episodes=2",
+        "seed=7",
+        "max_steps=4",
+        f"hydra.run.dir={out}",
+    )
     return out
 
 
 def test_record_writes_a_coco_dataset_pycocotools_loads(recorded):
     coco = COCO(str(recorded / "annotations.json"))
-    assert [c["name"] for c in coco.loadCats(coco.getCatIds())] == ["vehicle", "pedestrian", "obstacle"]
+    assert [c["name"] for c in coco.loadCats(coco.getCatIds())] == [
+        "vehicle",
+        "pedestrian",
+        "obstacle",
+    ]
     images = coco.loadImgs(coco.getImgIds())
     assert len(images) == 2 * 5  # reset + 4 steps, two episodes
-    assert {(im["episode"], im["step"]) for im in images} == {(e, s) for e in (0, 1) for s in range(5)}
+    assert {(im["episode"], im["step"]) for im in images} == {
+        (e, s) for e in (0, 1) for s in range(5)
+    }
     assert len(coco.getAnnIds()) > 0
     for ann in coco.loadAnns(coco.getAnnIds()):
         im = coco.imgs[ann["image_id"]]
@@ -62,8 +75,15 @@ def test_record_writes_a_coco_dataset_pycocotools_loads(recorded):
 
 def test_same_seed_same_dataset_byte_for_byte(recorded, tmp_path):
     again = tmp_path / "again"
-    run_cli("record", "env=urban_crossing", "camera=bev", "episodes=2", "seed=7", "max_steps=4",
-            f"hydra.run.dir={again}")
+    run_cli(
+        "record",
+        "env=urban_crossing",
+        "camera=bev",
+        "episodes=2",
+        "seed=7",
+        "max_steps=4",
+        f"hydra.run.dir={again}",
+    )
     assert (again / "annotations.json").read_bytes() == (recorded / "annotations.json").read_bytes()
     for png in sorted((recorded / "images").glob("*.png")):
         assert (again / "images" / png.name).read_bytes() == png.read_bytes()
@@ -71,9 +91,12 @@ def test_same_seed_same_dataset_byte_for_byte(recorded, tmp_path):
 
 def test_another_seed_gives_another_dataset(recorded, tmp_path):
     env = gym.make("roadsight/urban-crossing-v0")
-    record_dataset(env, BevCamera(), IDMDriver(), tmp_path, episodes=2, seed=8, max_steps=4,
-                   progress=False)
-    assert (tmp_path / "annotations.json").read_bytes() != (recorded / "annotations.json").read_bytes()
+    record_dataset(
+        env, BevCamera(), IDMDriver(), tmp_path, episodes=2, seed=8, max_steps=4, progress=False
+    )
+    assert (tmp_path / "annotations.json").read_bytes() != (
+        recorded / "annotations.json"
+    ).read_bytes()
 
 
 @pytest.mark.parametrize("group,bad", [("env", "urban_crosing"), ("camera", "fisheye")])
@@ -105,8 +128,9 @@ def test_interrupted_record_leaves_no_half_written_annotations(tmp_path):
     previous = b'{"previous": "dataset"}\n'
     (tmp_path / "annotations.json").write_bytes(previous)
     with pytest.raises(KeyboardInterrupt):
-        record_dataset(env, BevCamera(), _CrashingDriver(), tmp_path, episodes=1, seed=0,
-                       progress=False)
+        record_dataset(
+            env, BevCamera(), _CrashingDriver(), tmp_path, episodes=1, seed=0, progress=False
+        )
     assert (tmp_path / "annotations.json").read_bytes() == previous
     assert not list(tmp_path.rglob("*.tmp"))
 

@@ -33,15 +33,22 @@ def _without(env, obj, camera, registry):
         lists[0].insert(index, obj)
 
 
-@pytest.mark.parametrize("env_id,seed,min_checked", [("roadsight/urban-crossing-v0", 0, 3),
-                                                     ("roadsight/urban-crossing-v0", 3, 3),
-                                                     ("roadsight/highway-hazards-v0", 1, 1)])
+@pytest.mark.parametrize(
+    "env_id,seed,min_checked",
+    [
+        ("roadsight/urban-crossing-v0", 0, 3),
+        ("roadsight/urban-crossing-v0", 3, 3),
+        ("roadsight/highway-hazards-v0", 1, 1),
+    ],
+)
 def test_boxes_cover_their_object_pixels_and_no_box_is_empty_road(env_id, seed, min_checked):
     env = _busy_scene(env_id, seed)
     camera, registry = BevCamera(), SceneRegistry(seed)
     frame = camera.frames(env, registry)[0]
     assert frame.image.std() > 10  # not blank
-    by_track = {registry.track_id(o): o for o in env.unwrapped.road.vehicles + env.unwrapped.road.objects}
+    by_track = {
+        registry.track_id(o): o for o in env.unwrapped.road.vehicles + env.unwrapped.road.objects
+    }
     checked = 0
     for truth in frame.objects:
         if truth.visible < 1.0 or truth.truncated:
@@ -54,7 +61,7 @@ def test_boxes_cover_their_object_pixels_and_no_box_is_empty_road(env_id, seed, 
         assert xs.min() >= x0 and xs.max() < x1 and ys.min() >= y0 and ys.max() < y1
         # the box is tight: its edges touch object pixels, and most of it is object
         assert xs.min() == x0 and xs.max() == x1 - 1 and ys.min() == y0 and ys.max() == y1 - 1
-        assert changed[int(y0):int(y1), int(x0):int(x1)].mean() > 0.5
+        assert changed[int(y0) : int(y1), int(x0) : int(x1)].mean() > 0.5
         checked += 1
     assert checked >= min_checked
     env.close()
@@ -87,7 +94,9 @@ def test_truth_is_in_the_ego_frame():
     for o in frame.objects:
         if o.visible < 1.0 or o.truncated or o.cls != "vehicle":
             continue
-        centre = np.array([(o.box_xyxy[0] + o.box_xyxy[2]) / 2, (o.box_xyxy[1] + o.box_xyxy[3]) / 2])
+        centre = np.array(
+            [(o.box_xyxy[0] + o.box_xyxy[2]) / 2, (o.box_xyxy[1] + o.box_xyxy[3]) / 2]
+        )
         # heading ~0 on this straight road: image x is ego forward, image y is ego right
         forward, right = (centre - ego_px) * mpp
         assert o.ego_xy[0] == pytest.approx(forward, abs=0.3)

@@ -56,8 +56,14 @@ def test_rewards_are_named_terms_and_sum_to_the_reward(make_urban):
     env.reset(seed=0)
     _, reward, _, _, info = env.step(1)
     terms = info["rewards"]
-    assert set(terms) == {"progress", "speeding", "collision", "pedestrian_collision",
-                          "crosswalk_violation", "on_road"}
+    assert set(terms) == {
+        "progress",
+        "speeding",
+        "collision",
+        "pedestrian_collision",
+        "crosswalk_violation",
+        "on_road",
+    }
     config = env.unwrapped.config
     assert reward == pytest.approx(sum(config[f"{k}_reward"] * v for k, v in terms.items()))
     assert terms["progress"] > 0

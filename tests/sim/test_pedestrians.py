@@ -13,8 +13,15 @@ from tests.conftest import QUIET_URBAN
 def _pedestrian(env, x, y, state, speed=1.4, gap_time=3.0):
     base = env.unwrapped
     plan = CrossingPlan(x, -1, base.road_y, base.config["sidewalk_width"], True)
-    ped = Pedestrian(base.road, np.array([x, y]), pedestrian_style(np.random.default_rng(0)),
-                     plan, walk_speed=speed, gap_time=gap_time, patience=1e9)
+    ped = Pedestrian(
+        base.road,
+        np.array([x, y]),
+        pedestrian_style(np.random.default_rng(0)),
+        plan,
+        walk_speed=speed,
+        gap_time=gap_time,
+        patience=1e9,
+    )
     ped.state = state
     base.road.objects.append(ped)
     return ped
@@ -68,7 +75,10 @@ def test_pedestrians_wait_cross_and_leave(make_urban):
     road_y = base.road_y
     for rec in finished:
         ped = rec["ped"]
-        assert rec["states"][-3:] == ["wait", "cross", "leave"] or rec["states"][-2:] == ["cross", "leave"]
+        assert rec["states"][-3:] == ["wait", "cross", "leave"] or rec["states"][-2:] == [
+            "cross",
+            "leave",
+        ]
         y0, y1 = rec["y0"], ped.position[1]
         assert (y0 < road_y[0] and y1 > road_y[1]) or (y0 > road_y[1] and y1 < road_y[0])
         assert ped not in base.road.objects

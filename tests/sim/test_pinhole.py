@@ -11,7 +11,7 @@ from omegaconf import OmegaConf
 
 import sim  # noqa: F401  (registers the envs)
 from sim.appearance import Style
-from sim.camera.examples import CONF, render_examples
+from sim.camera.examples import CONF, EXAMPLES, render_examples
 from sim.camera.ground import MARKING
 from sim.camera.pinhole import PinholeCamera, mount_rotation
 from sim.camera.rig import CameraRig
@@ -68,8 +68,19 @@ def truth_of(frame, registry, obj):
 
 # -- projection maths -------------------------------------------------------------------------
 def test_projection_matches_cv2_project_points():
-    cam = PinholeCamera(width=640, height=360, fx=500.0, fy=480.0, cx=300.0, cy=190.0,
-                        mount_x=1.0, mount_y=0.3, mount_z=1.6, yaw_deg=25.0, pitch_deg=8.0)
+    cam = PinholeCamera(
+        width=640,
+        height=360,
+        fx=500.0,
+        fy=480.0,
+        cx=300.0,
+        cy=190.0,
+        mount_x=1.0,
+        mount_y=0.3,
+        mount_z=1.6,
+        yaw_deg=25.0,
+        pitch_deg=8.0,
+    )
     rng = np.random.default_rng(0)
     pts = np.c_[rng.uniform(5, 60, 50), rng.uniform(-10, 30, 50), rng.uniform(-1, 4, 50)]
     pts = pts[cam.to_camera(pts)[:, 2] > 1.0]
@@ -84,8 +95,9 @@ def test_projection_matches_cv2_project_points():
 def test_yaw_convention_left_is_plus_90():
     cam = PinholeCamera(yaw_deg=90.0, mount_x=0.0, mount_y=0.0, mount_z=1.5)
     # a point 10 m to the left of the ego at camera height is on the optical axis
-    np.testing.assert_allclose(cam.project(np.array([[0.0, 10.0, 1.5]]))[0], cam.K[:2, 2],
-                               atol=1e-9)
+    np.testing.assert_allclose(
+        cam.project(np.array([[0.0, 10.0, 1.5]]))[0], cam.K[:2, 2], atol=1e-9
+    )
 
 
 # -- occlusion and ground truth ---------------------------------------------------------------
@@ -165,8 +177,12 @@ def test_surround_cameras_each_see_the_object_in_their_direction(env):
     rig = instantiate(OmegaConf.load(CONF / "surround.yaml"))
     assert rig.names == ("front", "left", "right", "rear")
     reg = SceneRegistry(0)
-    objs = {"front": place(env, car(), (15.0, 0.0)), "left": place(env, car(), (0.5, 9.0), 1.57),
-            "right": place(env, car(), (0.5, -9.0), 1.57), "rear": place(env, car(), (-15.0, 0.0))}
+    objs = {
+        "front": place(env, car(), (15.0, 0.0)),
+        "left": place(env, car(), (0.5, 9.0), 1.57),
+        "right": place(env, car(), (0.5, -9.0), 1.57),
+        "rear": place(env, car(), (-15.0, 0.0)),
+    }
     frames = rig.frames(env, reg)
     assert [f.camera.name for f in frames] == list(rig.names)
     for frame in frames:
@@ -219,12 +235,19 @@ def test_object_straddling_the_camera_plane_is_clipped(env):
 
 
 # -- configuration ------------------------------------------------------------------------------
-@pytest.mark.parametrize(("kwargs", "key"), [
-    ({"fov_deg": 200}, "camera.fov_deg"), ({"fov_deg": 1}, "camera.fov_deg"),
-    ({"width": 0}, "camera.width"), ({"height": -16}, "camera.height"),
-    ({"mount_z": 0.0}, "camera.mount_z"), ({"mount_z": -1.0}, "camera.mount_z"),
-    ({"near": 0.0}, "camera.near"), ({"far": 0.05}, "camera.far"),
-])
+@pytest.mark.parametrize(
+    ("kwargs", "key"),
+    [
+        ({"fov_deg": 200}, "camera.fov_deg"),
+        ({"fov_deg": 1}, "camera.fov_deg"),
+        ({"width": 0}, "camera.width"),
+        ({"height": -16}, "camera.height"),
+        ({"mount_z": 0.0}, "camera.mount_z"),
+        ({"mount_z": -1.0}, "camera.mount_z"),
+        ({"near": 0.0}, "camera.near"),
+        ({"far": 0.05}, "camera.far"),
+    ],
+)
 def test_bad_config_fails_naming_the_key(kwargs, key):
     with pytest.raises(ValueError, match=key.replace(".", r"\.")):
         PinholeCamera(**kwargs)
@@ -243,7 +266,7 @@ def test_configs_instantiate_and_report_bad_values():
 
 def test_example_frames_regenerate(tmp_path):
     paths = render_examples(tmp_path, scale=1)
-    assert len(paths) == 3
+    assert [p.name for p in paths] == [e[0] for e in EXAMPLES]
     for p in paths:
         img = cv2.imread(str(p))
         assert img is not None and img.std() > 20
