@@ -25,7 +25,8 @@ class HighwayHazardsEnv(RoadsightRewardsMixin, HighwayEnvFast):
         utils.update_config(
             config,
             {
-                "obstacles_count": 4,
+                "other_vehicles_type": "sim.vehicles.ObstacleAwareIDMVehicle",
+                "obstacles_count": 6,
                 "obstacles_range": [60.0, 700.0],  # [m] ahead of the ego's start
             },
         )

@@ -68,7 +68,8 @@ def add_obstacles(
         if any(abs(o.position[0] - x) < 15.0 for o in placed):
             continue
         style = obstacle_style(rng)
-        lateral = float(rng.uniform(-0.25, 0.25)) * lane.width_at(x)
+        # within 0.5 m of the lane centre: IDM (margin 1 m) must not see it from the next lane
+        lateral = float(rng.uniform(-0.5, 0.5))
         heading = lane.heading_at(x) + float(rng.uniform(-0.35, 0.35))
         outline = debris_outline(rng, style.length, style.width) if style.kind == "debris" else None
         obstacle = StaticObstacle(road, lane.position(x, lateral), style, heading, outline)

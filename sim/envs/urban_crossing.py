@@ -42,6 +42,7 @@ class UrbanCrossingEnv(RoadsightRewardsMixin, AbstractEnv):
                 "lane_width": 3.5,  # [m]
                 "road_length": 700.0,  # [m]
                 "speed_limit": 13.9,  # [m/s] (50 km/h)
+                "other_vehicles_type": "sim.vehicles.ObstacleAwareIDMVehicle",
                 "vehicles_count": 10,
                 "vehicles_density": 1.0,
                 "crosswalk_spacing": [50.0, 110.0],  # [m] between crosswalks
@@ -49,8 +50,8 @@ class UrbanCrossingEnv(RoadsightRewardsMixin, AbstractEnv):
                 "sidewalk_width": 3.0,  # [m]
                 "pedestrians_count": 8,  # pedestrians kept around the ego
                 "jaywalk_rate": 0.15,  # fraction crossing away from a crosswalk
-                "obstacles_count": 4,
-                "obstacles_range": [40.0, 400.0],  # [m] ahead of the ego's start
+                "obstacles_count": 5,
+                "obstacles_range": [25.0, 250.0],  # [m] ahead of the ego's start
                 "ego_start_x": 30.0,  # [m]
                 "progress_reward": 0.4,
                 "speeding_reward": -0.4,
