@@ -34,3 +34,19 @@ bench: $(STAMP)
 
 clean:
 	rm -rf outputs multirun .pytest_cache
+
+# ---- Datasets and the shipped detector checkpoints (documented in README "Detector") ----
+# Seeds never overlap: train 0.., val 1000.., test 2000... Each split mixes the urban street and the
+# highway with hazards. `make datasets-bev` then `make models/detector_bev.pt` reproduce the shipped
+# checkpoint (same for front).
+DATA ?= data
+# $(1) camera, $(2) split, $(3) first seed, $(4) urban episodes, $(5) highway episodes
+define record_split
+	$(BIN)/roadsight record env=urban_crossing camera=$(1) episodes=$(4) seed=$(3) record.every=2 hydra.run.dir=$(DATA)/$(1)/urban_$(2)
+	$(BIN)/roadsight record env=highway_hazards camera=$(1) episodes=$(5) seed=$(3) hydra.run.dir=$(DATA)/$(1)/hazards_$(2)
+endef
+
+datasets-%: $(STAMP)
+	$(call record_split,$*,train,0,30,24)
+	$(call record_split,$*,val,1000,5,4)
+	$(call record_split,$*,test,2000,8,6)
