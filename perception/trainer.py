@@ -185,9 +185,9 @@ def train_detector(cfg: DictConfig, out_dir: str | Path) -> dict:
             history.append({"epoch": epoch + 1,
                             **{f"loss_{k}": v for k, v in train_losses.items()},
                             "val_mAP50": val_metrics.get("mAP50") if do_val else None})
-            log.info("epoch %d/%d %s val mAP50=%s", epoch + 1, cfg.epochs,
-                     " ".join(f"{k}={v:.4f}" for k, v in train_losses.items()),
-                     val_metrics.get("mAP50"))
+            log.info("epoch %d/%d %s%s", epoch + 1, cfg.epochs,
+                     " ".join(f"loss_{k}={v:.4f}" for k, v in train_losses.items()),
+                     f" val mAP50={val_metrics.get('mAP50')}" if do_val else "")
             is_best = score > best
             best = max(best, score)
             state = {"format": FORMAT, "model_cfg": model_cfg, "state_dict": model.state_dict(),
