@@ -69,6 +69,10 @@ def main(cfg: DictConfig) -> None:
     out = check_writable(Path(HydraConfig.get().runtime.output_dir))
     run = RunRecord(out, "detect", None, cfg.device)
     try:
+        if cfg.get("threads"):
+            import torch
+
+            torch.set_num_threads(cfg.threads)
         ckpt = resolve_checkpoint(cfg.checkpoint, camera_choice())
         detector, _ = load_detector(ckpt, cfg.backend, cfg.onnx, cfg.device, cfg.score_thresh,
                                     cfg.topk, export_dir=out)

@@ -87,6 +87,8 @@ def train_detector(cfg: DictConfig, out_dir: str | Path) -> dict:
     """Train (or resume from OUT/last.pt) and return the final metrics dict."""
     out_dir = Path(out_dir)
     device = resolve_device(cfg.device)
+    if cfg.get("threads"):
+        torch.set_num_threads(cfg.threads)
     seed_everything(cfg.seed)
     data_dirs = cfg.data if OmegaConf.is_list(cfg.data) else [cfg.data]
     train_records = load_coco_dirs(list(data_dirs))

@@ -33,6 +33,10 @@ def validate(cfg: DictConfig, out: Path, camera: str = "bev") -> dict:
     from perception.data import load_coco_dirs
     from perception.report import plot_pr_curves, rich_table, write_csv
 
+    if cfg.get("threads"):
+        import torch
+
+        torch.set_num_threads(cfg.threads)
     ckpt = resolve_checkpoint(cfg.checkpoint, camera)
     # a low threshold so that COCO sees the whole ranking; P/R are read at cfg.score_thresh
     detector, _ = load_detector(ckpt, cfg.backend, cfg.onnx, cfg.device, score_thresh=0.001,

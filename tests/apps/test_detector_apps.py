@@ -50,6 +50,7 @@ def trained(tmp_path_factory):
         "warmup_steps=10",
         "augment=null",
         "val_every=5",
+        "threads=1",
         f"hydra.run.dir={out}",
     )
     return data, out
