@@ -21,9 +21,13 @@ from sim.types import CLASSES
 
 FORMAT = "roadsight-detector/1"
 REQUIRED = ("format", "model_cfg", "state_dict", "classes", "preprocess_cfg")
-TRAIN_COMMAND = ("roadsight train-detector data=[DIR,...] val_data=DIR preprocess={preprocess} "
-                 "hydra.run.dir=outputs/detector_{camera} && cp outputs/detector_{camera}/best.pt "
-                 "models/detector_{camera}.pt")
+# how the shipped default for a camera is made (docs/detector.md; datasets from the Makefile)
+TRAIN_COMMAND = (
+    "make datasets-{camera} && roadsight train-detector preprocess={preprocess} epochs=40 "
+    "'data=[data/{camera}/urban_train,data/{camera}/hazards_train]' "
+    "'val_data=[data/{camera}/urban_val,data/{camera}/hazards_val]' "
+    "hydra.run.dir=outputs/detector_{camera} && "
+    "cp outputs/detector_{camera}/best.pt models/detector_{camera}.pt")
 CAMERA_PREPROCESS = {"bev": "default", "front": "front"}
 
 

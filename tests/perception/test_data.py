@@ -155,3 +155,18 @@ def test_frame_source_errors_name_the_input(tmp_path):
         FrameSource(bad)
     with pytest.raises(SourceError, match=r"nothere.avi: no such file"):
         FrameSource(tmp_path / "nothere.avi")
+
+
+def test_mp4_writer_pads_odd_frames_and_writes_h264(tmp_path):
+    import imageio.v2 as imageio
+
+    from perception.video import Mp4Writer
+
+    writer = Mp4Writer(tmp_path / "odd.mp4", fps=5)
+    for i in range(3):
+        writer.append(np.full((51, 101, 3), 40 * i, np.uint8))
+    assert not (tmp_path / "odd.mp4").exists()  # only renamed into place on close
+    writer.close()
+    with imageio.get_reader(str(tmp_path / "odd.mp4")) as reader:
+        frames = list(reader.iter_data())
+    assert len(frames) == 3 and frames[0].shape == (52, 102, 3)

@@ -108,3 +108,12 @@ def test_detector_learns_recorded_bev_frames(tmp_path):
     train_detector(cfg, tmp_path / "run")
     m = ap50_on(tmp_path / "run" / "best.pt", rec)
     assert m["mAP50"] > 0.5, m
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_training_on_cuda_with_amp(tmp_path):
+    data = write_synthetic_coco(tmp_path / "ds", n_images=4, seed=4)
+    metrics = train_detector(train_cfg(data, data, "epochs=2", "device=cuda", "amp=true",
+                                       "workers=1"), tmp_path / "run")
+    assert len(metrics["history"]) == 2
+    assert load_checkpoint(tmp_path / "run" / "last.pt")["epoch"] == 1
