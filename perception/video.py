@@ -68,13 +68,13 @@ class FrameSource:
 def draw_detections(image: np.ndarray, dets: Detections) -> np.ndarray:
     """A copy of `image` (RGB) with boxes, class names and scores drawn."""
     out = image.copy()
-    scale = max(image.shape[0] / 400, 0.3)  # font scale follows the frame height
+    font = max(0.3, 0.3 * image.shape[0] / 256)  # font scale follows the frame height
     for box, c, s in zip(dets.boxes, dets.cls, dets.score, strict=True):
         x1, y1, x2, y2 = (int(round(v)) for v in box)
         colour = COLOURS.get(int(c), (255, 255, 255))
         cv2.rectangle(out, (x1, y1), (x2, y2), colour, 1)
         cv2.putText(out, f"{CLASSES[int(c)]} {s:.2f}", (x1, max(y1 - 2, 8)),
-                    cv2.FONT_HERSHEY_SIMPLEX, 0.35 * scale / 0.5, colour, 1, cv2.LINE_AA)
+                    cv2.FONT_HERSHEY_SIMPLEX, font, colour, 1, cv2.LINE_AA)
     return out
 
 
