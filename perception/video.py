@@ -10,10 +10,10 @@ import cv2
 import numpy as np
 
 from perception.decode import Detections
+from sim.annotate import draw_boxes
 from sim.types import CLASSES
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
-COLOURS = {0: (60, 160, 255), 1: (255, 60, 60), 2: (255, 210, 0)}  # RGB per class
 
 
 class SourceError(ValueError):
@@ -66,16 +66,10 @@ class FrameSource:
 
 
 def draw_detections(image: np.ndarray, dets: Detections) -> np.ndarray:
-    """A copy of `image` (RGB) with boxes, class names and scores drawn."""
-    out = image.copy()
-    font = max(0.3, 0.3 * image.shape[0] / 256)  # font scale follows the frame height
-    for box, c, s in zip(dets.boxes, dets.cls, dets.score, strict=True):
-        x1, y1, x2, y2 = (int(round(v)) for v in box)
-        colour = COLOURS.get(int(c), (255, 255, 255))
-        cv2.rectangle(out, (x1, y1), (x2, y2), colour, 1)
-        cv2.putText(out, f"{CLASSES[int(c)]} {s:.2f}", (x1, max(y1 - 2, 8)),
-                    cv2.FONT_HERSHEY_SIMPLEX, font, colour, 1, cv2.LINE_AA)
-    return out
+    """A copy of `image` (RGB) with boxes, class names and scores, drawn like ground truth."""
+    names = [CLASSES[int(c)] for c in dets.cls]
+    texts = [f"{n} {s:.2f}" for n, s in zip(names, dets.score, strict=True)]
+    return draw_boxes(image, dets.boxes, names, texts)
 
 
 class Mp4Writer:

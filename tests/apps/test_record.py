@@ -31,19 +31,17 @@ def test_help_lists_the_commands():
         assert command in out
 
 
+def record_small(out: Path) -> Path:
+    """Two 4-step urban episodes from seed 7, bev camera, into `out`."""
+    args = ["env=urban_crossing", "camera=bev", "episodes=2", "seed=7", "max_steps=4"]
+    run_cli("record", *args, f"hydra.run.dir={out}")
+    return out
+
+
 @pytest.fixture(scope="module")
 def recorded(tmp_path_factory):
     out = tmp_path_factory.mktemp("rec")
-    run_cli(
-        "record",
-        "env=urban_crossing",
-        "camera=bev",
-        "episodes=2",
-        "seed=7",
-        "max_steps=4",
-        f"hydra.run.dir={out}",
-    )
-    return out
+    return record_small(out)
 
 
 def test_record_writes_a_coco_dataset_pycocotools_loads(recorded):
@@ -75,15 +73,7 @@ def test_record_writes_a_coco_dataset_pycocotools_loads(recorded):
 
 def test_same_seed_same_dataset_byte_for_byte(recorded, tmp_path):
     again = tmp_path / "again"
-    run_cli(
-        "record",
-        "env=urban_crossing",
-        "camera=bev",
-        "episodes=2",
-        "seed=7",
-        "max_steps=4",
-        f"hydra.run.dir={again}",
-    )
+    record_small(again)
     assert (again / "annotations.json").read_bytes() == (recorded / "annotations.json").read_bytes()
     for png in sorted((recorded / "images").glob("*.png")):
         assert (again / "images" / png.name).read_bytes() == png.read_bytes()
