@@ -16,6 +16,7 @@ from roadsight.paths import CONF_DIR
 SUITES = {
     "sim": "roadsight.bench.sim_speed:run_sim_suite",
     "cameras": "roadsight.bench.camera_cost:run_camera_suite",
+    "detector": "roadsight.bench.detector_latency:run_detector_suite",
 }
 
 

@@ -27,3 +27,17 @@ def test_unknown_suite_names_the_choices(tmp_path):
     proc = run_cli("bench", "suites=[gpu_magic]", f"hydra.run.dir={tmp_path}", check=False)
     assert proc.returncode != 0 and "unknown suite 'gpu_magic'" in proc.stderr
     assert "sim" in proc.stderr
+
+
+def test_detector_suite_reports_latency_beside_an_env_step(tmp_path):
+    run_cli("bench", "suites=[detector]", "detector.repeats=1", "detector.env_steps=2",
+            "detector.batches=[1,2]", "detector.inputs={front:[64,128]}", f"hydra.run.dir={tmp_path}")
+    rows = {r["case"]: r for r in json.loads((tmp_path / "metrics.json").read_text())
+            ["suites"]["detector"]["rows"]}
+    step = rows["highway-fast-v0 env step"]["ms_per_frame"]
+    for name in ("front 128x64 torch b1", "front 128x64 torch b2", "front 128x64 onnxruntime b1"):
+        row = rows[name]
+        assert row["ms_per_frame"] > 0
+        assert row["vs_highway_fast_step"] == pytest.approx(row["ms_per_frame"] / step)
+    b2 = rows["front 128x64 torch b2"]
+    assert b2["ms_per_frame"] == pytest.approx(b2["ms_per_call"] / 2)
