@@ -35,8 +35,9 @@ def env_step_ms(env_id: str, steps: int, seed: int) -> float:
     return 1000 * float(np.median(times))
 
 
-def run_detector_suite(model: dict, inputs: dict, batches: list[int], repeats: int,
-                       env_steps: int, seed: int) -> dict:
+def run_detector_suite(
+    model: dict, inputs: dict, batches: list[int], repeats: int, env_steps: int, seed: int
+) -> dict:
     """Latency rows per (camera input, backend, batch), with the ratio to one env step."""
     torch.manual_seed(seed)
     net = instantiate(model).eval()
@@ -53,14 +54,29 @@ def run_detector_suite(model: dict, inputs: dict, batches: list[int], repeats: i
             for name, engine in engines.items():
                 for batch in batches:
                     r = measure_latency(engine, (h, w), batch=batch, repeats=repeats)
-                    rows.append({"case": f"{camera} {w}x{h} {name} b{batch}",
-                                 "ms_per_call": r["ms_per_call"], "ms_per_frame": r["ms_per_frame"],
-                                 "frames_per_s": 1000 / r["ms_per_frame"]})
+                    rows.append(
+                        {
+                            "case": f"{camera} {w}x{h} {name} b{batch}",
+                            "ms_per_call": r["ms_per_call"],
+                            "ms_per_frame": r["ms_per_frame"],
+                            "frames_per_s": 1000 / r["ms_per_frame"],
+                        }
+                    )
     step = float(np.median(step_ms))
     for row in rows:
         row["vs_highway_fast_step"] = row["ms_per_frame"] / step
-    rows.append({"case": "highway-fast-v0 env step", "ms_per_call": step, "ms_per_frame": step,
-                 "frames_per_s": 1000 / step, "vs_highway_fast_step": 1.0})
+    rows.append(
+        {
+            "case": "highway-fast-v0 env step",
+            "ms_per_call": step,
+            "ms_per_frame": step,
+            "frames_per_s": 1000 / step,
+            "vs_highway_fast_step": 1.0,
+        }
+    )
     params = sum(p.numel() for p in net.parameters())
-    return {"suite": "detector", "unit": f"ms, {params} parameters, "
-            f"{torch.get_num_threads()} torch threads", "rows": rows}
+    return {
+        "suite": "detector",
+        "unit": f"ms, {params} parameters, {torch.get_num_threads()} torch threads",
+        "rows": rows,
+    }

@@ -30,10 +30,19 @@ def test_unknown_suite_names_the_choices(tmp_path):
 
 
 def test_detector_suite_reports_latency_beside_an_env_step(tmp_path):
-    run_cli("bench", "suites=[detector]", "detector.repeats=1", "detector.env_steps=2",
-            "detector.batches=[1,2]", "detector.inputs={front:[64,128]}", f"hydra.run.dir={tmp_path}")
-    rows = {r["case"]: r for r in json.loads((tmp_path / "metrics.json").read_text())
-            ["suites"]["detector"]["rows"]}
+    run_cli(
+        "bench",
+        "suites=[detector]",
+        "detector.repeats=1",
+        "detector.env_steps=2",
+        "detector.batches=[1,2]",
+        "detector.inputs={front:[64,128]}",
+        f"hydra.run.dir={tmp_path}",
+    )
+    rows = {
+        r["case"]: r
+        for r in json.loads((tmp_path / "metrics.json").read_text())["suites"]["detector"]["rows"]
+    }
     step = rows["highway-fast-v0 env step"]["ms_per_frame"]
     for name in ("front 128x64 torch b1", "front 128x64 torch b2", "front 128x64 onnxruntime b1"):
         row = rows[name]
