@@ -20,8 +20,11 @@ $(STAMP): pyproject.toml | $(BIN)/python
 
 install: $(STAMP)
 
+# Record an unseen episode, run the shipped bev detector on it (annotated H.264 MP4), score it.
 demo: $(STAMP)
-	$(BIN)/roadsight record env=urban_crossing camera=bev episodes=2 seed=0 hydra.run.dir=outputs/demo/record
+	$(BIN)/roadsight record env=urban_crossing camera=bev episodes=1 seed=4242 hydra.run.dir=outputs/demo/record
+	$(BIN)/roadsight detect camera=bev source=outputs/demo/record/images hydra.run.dir=outputs/demo/detect
+	$(BIN)/roadsight val-detector camera=bev data=outputs/demo/record hydra.run.dir=outputs/demo/val
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
@@ -50,3 +53,24 @@ datasets-%: $(STAMP)
 	$(call record_split,$*,train,0,30,24)
 	$(call record_split,$*,val,1000,5,4)
 	$(call record_split,$*,test,2000,8,6)
+
+# The shipped checkpoints: trained on the train split, best.pt chosen on val, scored on test.
+PREPROCESS_bev := default
+PREPROCESS_front := front
+EPOCHS_bev := 24
+EPOCHS_front := 30
+splits = "$(2)=[$(DATA)/$(1)/urban_$(3),$(DATA)/$(1)/hazards_$(3)]"
+
+models/detector_%.pt: $(STAMP)
+	$(BIN)/roadsight train-detector preprocess=$(PREPROCESS_$*) epochs=$(EPOCHS_$*) workers=1 \
+	  $(call splits,$*,data,train) $(call splits,$*,val_data,val) hydra.run.dir=outputs/detector_$*
+	cp outputs/detector_$*/best.pt $@
+
+# Test-split scores of the shipped checkpoint, clean and under corruptions (a Hydra multirun).
+CORRUPTIONS ?= gaussian_noise,motion_blur,fog,rain
+score-detector-%: $(STAMP)
+	$(BIN)/roadsight val-detector camera=$* $(call splits,$*,data,test) hydra.run.dir=outputs/detector_$*_test
+	$(BIN)/roadsight val-detector -m camera=$* $(call splits,$*,data,test) corruption=single \
+	  corruption.name=$(CORRUPTIONS) corruption.severity=1,3,5 hydra.sweep.dir=outputs/detector_$*_corrupt
+	$(BIN)/roadsight summarize sweep=outputs/detector_$*_corrupt \
+	  "metrics=[mAP50,per_class.vehicle.AP50,per_class.pedestrian.AP50,per_class.obstacle.AP50]"

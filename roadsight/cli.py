@@ -12,6 +12,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "val-detector": ("perception.val:main", "score a detector checkpoint with COCO mAP"),
     "detect": ("perception.detect:main", "run a detector on a video or image folder"),
     "export": ("perception.export:main", "export a detector checkpoint to ONNX"),
+    "summarize": ("roadsight.summarize:main", "one table of a multirun's jobs and their metrics"),
     "bench": ("roadsight.bench.run:main", "run benchmark suites and print measured ratios"),
 }
 
