@@ -36,8 +36,13 @@ def _nan_to_none(x: float) -> float | None:
     return None if x is None or (isinstance(x, float) and math.isnan(x)) else float(x)
 
 
-def coco_ground_truth(records: list[ImageRecord], min_visible: float) -> dict:
-    """A COCO dict for `records`; hard-to-see objects marked iscrowd=1 (ignored)."""
+def coco_ground_truth(records: list[ImageRecord], min_visible: float,
+                      min_height: float = 0.0) -> dict:
+    """A COCO dict for `records`; hard-to-see objects marked iscrowd=1 (ignored).
+
+    Hard to see: visible fraction under `min_visible`, or box height under `min_height` [px]
+    (KITTI-style difficulty cut for far objects; 0 keeps every size).
+    """
     images, anns = [], []
     for r in records:
         images.append({"id": r.id, "width": r.width, "height": r.height,
@@ -46,7 +51,7 @@ def coco_ground_truth(records: list[ImageRecord], min_visible: float) -> dict:
             w, h = float(box[2] - box[0]), float(box[3] - box[1])
             anns.append({"id": len(anns) + 1, "image_id": r.id, "category_id": int(c) + 1,
                          "bbox": [float(box[0]), float(box[1]), w, h], "area": w * h,
-                         "iscrowd": int(v < min_visible)})
+                         "iscrowd": int(v < min_visible or h < min_height)})
     cats = [{"id": i + 1, "name": n} for i, n in enumerate(CLASSES)]
     return {"images": images, "annotations": anns, "categories": cats}
 
@@ -56,6 +61,7 @@ def evaluate(
     detections: dict[int, Detections],
     min_visible: float = 0.3,
     score_thresh: float = 0.3,
+    min_height: float = 0.0,
 ) -> EvalResult:
     """mAP@0.5, mAP@0.5:0.95 overall and per class; precision/recall at `score_thresh`, IoU 0.5.
 
@@ -63,7 +69,7 @@ def evaluate(
     (non-ignored) ground truth get None and are left out of the means.
     """
     gt = COCO()
-    gt.dataset = coco_ground_truth(records, min_visible)
+    gt.dataset = coco_ground_truth(records, min_visible, min_height)
     with contextlib.redirect_stdout(io.StringIO()):
         gt.createIndex()
     dets = [
@@ -115,6 +121,7 @@ def evaluate(
                       "precision": mean("precision"), "recall": mean("recall"),
                       "per_class": per_class, "n_images": len(records),
                       "n_detections": len(dets), "min_visible": min_visible,
+                      "min_height": min_height,
                       "score_thresh": score_thresh}
     return result
 
@@ -148,7 +155,7 @@ def predict_records(detector, records: list[ImageRecord], batch_size: int = 16,
 
 def evaluate_detector(detector, records: list[ImageRecord], min_visible: float = 0.3,
                       batch_size: int = 16, corruption=None,
-                      score_thresh: float = 0.3) -> EvalResult:
+                      score_thresh: float = 0.3, min_height: float = 0.0) -> EvalResult:
     """Predict over `records` and score with `evaluate`."""
     dets = predict_records(detector, records, batch_size, corruption)
-    return evaluate(records, dets, min_visible, score_thresh)
+    return evaluate(records, dets, min_visible, score_thresh, min_height)

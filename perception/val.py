@@ -47,7 +47,7 @@ def validate(cfg: DictConfig, out: Path, camera: str = "bev") -> dict:
     if corruption is not None and corruption.severity == 0:
         corruption = None
     result = evaluate_detector(detector, records, cfg.min_visible, cfg.batch_size, corruption,
-                               cfg.score_thresh)
+                               cfg.score_thresh, cfg.min_height)
     cond = "clean" if corruption is None else f"{corruption.name} severity {corruption.severity}"
     metrics = {**result.metrics, "checkpoint": str(ckpt), "backend": cfg.backend,
                "corruption": None if corruption is None else

@@ -52,3 +52,12 @@ def test_false_positives_and_misses_lower_the_scores():
     assert m["per_class"]["vehicle"]["AP50"] == pytest.approx(0.5, abs=0.01)
     assert m["per_class"]["pedestrian"]["AP50"] == pytest.approx(0.0)
     assert evaluate(RECORDS, {}).metrics["mAP50"] == 0.0
+
+
+def test_min_height_ignores_small_boxes_only_when_asked():
+    # record 1's pedestrian is 10 px high; missing it costs pedestrian AP unless min_height > 10
+    d = {1: dets(RECORDS[0].boxes[:1], [0], [0.9]), 2: dets(RECORDS[1].boxes[:1], [0], [0.9])}
+    assert evaluate(RECORDS, d).metrics["per_class"]["pedestrian"]["AP50"] == pytest.approx(0.0)
+    m = evaluate(RECORDS, d, min_height=12).metrics
+    assert m["per_class"]["pedestrian"]["n_gt"] == 0 and m["mAP50"] == pytest.approx(1.0)
+    assert m["min_height"] == 12
