@@ -68,9 +68,11 @@ models/detector_%.pt: $(STAMP)
 
 # Test-split scores of the shipped checkpoint, clean and under corruptions (a Hydra multirun).
 CORRUPTIONS ?= gaussian_noise,motion_blur,fog,rain
+SCORE_ARGS ?=
 score-detector-%: $(STAMP)
-	$(BIN)/roadsight val-detector camera=$* $(call splits,$*,data,test) hydra.run.dir=outputs/detector_$*_test
-	$(BIN)/roadsight val-detector -m camera=$* $(call splits,$*,data,test) corruption=single \
+	$(BIN)/roadsight val-detector camera=$* $(call splits,$*,data,test) $(SCORE_ARGS) hydra.run.dir=outputs/detector_$*_test
+	$(BIN)/roadsight val-detector camera=$* $(call splits,$*,data,test) min_height=12 $(SCORE_ARGS) hydra.run.dir=outputs/detector_$*_test_h12
+	$(BIN)/roadsight val-detector -m camera=$* $(call splits,$*,data,test) $(SCORE_ARGS) corruption=single \
 	  corruption.name=$(CORRUPTIONS) corruption.severity=1,3,5 hydra.sweep.dir=outputs/detector_$*_corrupt
 	$(BIN)/roadsight summarize sweep=outputs/detector_$*_corrupt \
 	  "metrics=[mAP50,per_class.vehicle.AP50,per_class.pedestrian.AP50,per_class.obstacle.AP50]"

@@ -11,6 +11,7 @@ import hydra
 import yaml
 from omegaconf import DictConfig
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from roadsight.io import atomic_write_bytes
@@ -28,13 +29,19 @@ def flatten(d: dict, prefix: str = "") -> dict:
     return out
 
 
+def _job_order(name: str) -> tuple:
+    """Hydra numbers jobs 0, 1, ..., 10: sort them as numbers, other names after, by name."""
+    return (0, int(name), "") if name.isdigit() else (1, 0, name)
+
+
 def collect(sweep_dir: str | Path, metrics: list[str]) -> list[dict]:
     """A row per job directory that holds metrics.json: its overrides and the chosen metrics."""
     sweep_dir = Path(sweep_dir)
     if not sweep_dir.is_dir():
         raise FileNotFoundError(f"sweep={sweep_dir}: no such directory")
     rows = []
-    for metrics_file in sorted(sweep_dir.glob("*/metrics.json"), key=lambda p: p.parent.name):
+    jobs = sorted(sweep_dir.glob("*/metrics.json"), key=lambda p: _job_order(p.parent.name))
+    for metrics_file in jobs:
         job = metrics_file.parent
         overrides_file = job / ".hydra" / "overrides.yaml"
         overrides = yaml.safe_load(overrides_file.read_text()) if overrides_file.exists() else []
@@ -57,7 +64,10 @@ def main(cfg: DictConfig) -> None:
     for key in rows[0]:
         table.add_column(key, justify="left" if key in ("job", "overrides") else "right")
     for row in rows:
-        table.add_row(*(f"{v:.3f}" if isinstance(v, float) else str(v) for v in row.values()))
+        # escape: overrides such as data=[a,b] are not rich markup
+        table.add_row(
+            *(f"{v:.3f}" if isinstance(v, float) else escape(str(v)) for v in row.values())
+        )
     Console(width=200).print(table)
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=list(rows[0]))
