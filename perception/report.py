@@ -45,6 +45,38 @@ def write_csv(result: EvalResult, path: str | Path) -> None:
     atomic_write_bytes(path, buf.getvalue().encode())
 
 
+def _save_png(fig, path: str | Path) -> None:
+    import matplotlib.pyplot as plt
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", bbox_inches="tight")
+    plt.close(fig)
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def plot_training(runs: dict[str, str | Path], path: str | Path) -> None:
+    """Loss and val mAP50 per epoch for train-detector runs (name -> run dir with metrics.json)."""
+    import json
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (ax_loss, ax_map) = plt.subplots(1, 2, figsize=(9, 3.5), dpi=100)
+    for name, run_dir in runs.items():
+        history = json.loads((Path(run_dir) / "metrics.json").read_text())["history"]
+        epochs = [h["epoch"] for h in history]
+        ax_loss.plot(epochs, [h["loss_total"] for h in history], label=name)
+        ax_map.plot(epochs, [h["val_mAP50"] for h in history], label=name)
+    ax_loss.set(xlabel="epoch", ylabel="train loss", yscale="log", title="training loss")
+    ax_map.set(xlabel="epoch", ylabel="val mAP50", ylim=(0, 1), title="validation mAP50")
+    for ax in (ax_loss, ax_map):
+        ax.grid(alpha=0.3)
+        ax.legend()
+    _save_png(fig, path)
+
+
 def plot_pr_curves(result: EvalResult, path: str | Path, title: str = "PR at IoU 0.5") -> None:
     """Precision-recall curves per class (COCO's interpolated precision) as a PNG."""
     import matplotlib
@@ -59,7 +91,4 @@ def plot_pr_curves(result: EvalResult, path: str | Path, title: str = "PR at IoU
     ax.set(xlabel="recall", ylabel="precision", xlim=(0, 1), ylim=(0, 1.02), title=title)
     ax.grid(alpha=0.3)
     ax.legend(loc="lower left")
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", bbox_inches="tight")
-    plt.close(fig)
-    atomic_write_bytes(path, buf.getvalue())
+    _save_png(fig, path)
