@@ -224,14 +224,14 @@ def test_bad_inputs_fail_naming_the_file_and_keep_artefacts(trained, tmp_path):
 def test_missing_shipped_checkpoint_says_how_to_train_it(tmp_path):
     from roadsight.paths import MODELS_DIR
 
-    if (MODELS_DIR / "detector_front.pt").exists():
-        pytest.skip("the shipped front checkpoint exists")
+    # bev and front ship a checkpoint; no surround detector is shipped
+    assert not (MODELS_DIR / "detector_surround.pt").exists()
     proc = run_cli(
         "detect",
-        "camera=front",
+        "camera=surround",
         f"source={tmp_path}",
         f"hydra.run.dir={tmp_path / 'd'}",
         check=False,
     )
     assert proc.returncode != 0
-    assert "detector_front.pt" in proc.stderr and "roadsight train-detector" in proc.stderr
+    assert "detector_surround.pt" in proc.stderr and "roadsight train-detector" in proc.stderr
