@@ -17,5 +17,5 @@ def ensure_headless_rendering() -> None:
     if driver is None:
         os.environ["SDL_VIDEODRIVER"] = "offscreen"
     elif driver == "dummy":
-        log.warning("SDL_VIDEODRIVER=dummy makes highway-env draw nothing; using 'offscreen'")
+        log.warning("SDL's 'dummy' video driver makes highway-env draw nothing; using 'offscreen'")
         os.environ["SDL_VIDEODRIVER"] = "offscreen"
