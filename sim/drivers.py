@@ -6,6 +6,8 @@ import numpy as np
 from highway_env.envs.common.action import DiscreteMetaAction
 from highway_env.vehicle.behavior import IDMVehicle
 
+from sim.objects import StaticObstacle
+
 LANE_LEFT, IDLE, LANE_RIGHT, FASTER, SLOWER = 0, 1, 2, 3, 4
 
 
@@ -71,8 +73,6 @@ class IDMDriver:
         return IDLE
 
     def _blocked(self, base, front) -> bool:
-        from sim.objects import StaticObstacle
-
         ego = base.vehicle
         return (
             isinstance(front, StaticObstacle)

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from highway_env.vehicle.kinematics import Vehicle
 from highway_env.vehicle.objects import Obstacle, RoadObject
 
 from sim.appearance import Style, apply_style
@@ -159,6 +160,4 @@ def object_class(obj) -> str | None:
         return "pedestrian"
     if isinstance(obj, Obstacle):
         return "obstacle"
-    from highway_env.vehicle.kinematics import Vehicle
-
     return "vehicle" if isinstance(obj, Vehicle) else None

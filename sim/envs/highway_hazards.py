@@ -5,6 +5,7 @@ from __future__ import annotations
 from highway_env import utils
 from highway_env.envs.highway_env import HighwayEnvFast
 from highway_env.road.road import RoadNetwork
+from highway_env.vehicle.kinematics import Vehicle
 
 from sim.envs.populate import add_obstacles, add_traffic, np_rng, style_ego
 from sim.envs.rewards import RoadsightRewardsMixin
@@ -45,8 +46,6 @@ class HighwayHazardsEnv(RoadsightRewardsMixin, HighwayEnvFast):
         rng = np_rng(self)
         other_type = utils.class_from_path(self.config["other_vehicles_type"])
         lane_id = self.config["initial_lane_id"]
-        from highway_env.vehicle.kinematics import Vehicle
-
         start = Vehicle.create_random(
             self.road, speed=25.0, lane_id=lane_id, spacing=self.config["ego_spacing"]
         )
