@@ -8,6 +8,12 @@ from sim.truth import SceneRegistry
 from sim.types import Frame
 
 
+def check_camera_value(ok: bool, key: str, value, valid: str) -> None:
+    """Raise a ValueError naming `camera.<key>`, the bad value and what is valid, unless `ok`."""
+    if not ok:
+        raise ValueError(f"camera.{key} must be {valid}, got {value!r}")
+
+
 class Camera(Protocol):
     """A camera renders the scene of `env` into frames with exact ground truth.
 

@@ -13,17 +13,13 @@ import numpy as np
 import pygame
 from highway_env.road.graphics import LaneGraphics, WorldSurface
 
+from sim.camera.base import check_camera_value
 from sim.graphics import top_down_shape
 from sim.truth import SceneRegistry, ego_frame_state, scene_objects
 from sim.types import CameraInfo, Frame, ObjectTruth
 
 SHIFT = 4  # cv2 fixed-point bits: polygons are placed at 1/16 px
 ROAD_GREY = (100, 100, 100)
-
-
-def _positive(name: str, value: float) -> None:
-    if not value > 0:
-        raise ValueError(f"camera.{name} must be > 0, got {value!r}")
 
 
 class BevCamera:
@@ -38,7 +34,7 @@ class BevCamera:
         name: str = "bev",
     ):
         for key, value in (("width", width), ("height", height), ("scaling", scaling)):
-            _positive(key, value)
+            check_camera_value(value > 0, key, value, "> 0")
         self.width, self.height, self.scaling = int(width), int(height), float(scaling)
         self.centering = (float(centering[0]), float(centering[1]))
         self.names = (name,)

@@ -19,6 +19,7 @@ import cv2
 import numpy as np
 
 from sim.camera import raster
+from sim.camera.base import check_camera_value
 from sim.camera.ground import STRIPE_LENGTH
 from sim.camera.scene3d import CLASS_IDS, Scene3D, build_scene, pack_rgba
 from sim.truth import SceneRegistry
@@ -31,11 +32,6 @@ GROUND = np.array([96.0, 116.0, 78.0])  # grass where the scene has no patch
 DASH_PX = 1.0  # [px] dashes shorter than this on screen merge into one averaged line
 DECAL_PX = 10.0  # [px] objects shorter than this on screen are drawn without decals
 HAZE = 350.0  # [m] distance at which the ground is 63 % blended into the horizon colour
-
-
-def _check(cond: bool, key: str, value, valid: str) -> None:
-    if not cond:
-        raise ValueError(f"camera.{key} must be {valid}, got {value!r}")
 
 
 def mount_rotation(yaw: float, pitch: float) -> np.ndarray:
@@ -69,21 +65,25 @@ class PinholeCamera:
         far: float = 250.0,  # [m] objects and ground beyond are not drawn
     ):
         for key, value in (("width", width), ("height", height)):
-            _check(
+            check_camera_value(
                 isinstance(value, (int, np.integer)) and value > 0,
                 key,
                 value,
                 "a positive integer [px]",
             )
         if fx is None:
-            _check(fov_deg is not None and 1 < fov_deg < 179, "fov_deg", fov_deg, "in (1, 179)")
+            check_camera_value(
+                fov_deg is not None and 1 < fov_deg < 179, "fov_deg", fov_deg, "in (1, 179)"
+            )
             fx = width / 2 / np.tan(np.radians(fov_deg) / 2)
         fy = fx if fy is None else fy
-        _check(fx > 0, "fx", fx, "> 0 [px]")
-        _check(fy > 0, "fy", fy, "> 0 [px]")
-        _check(mount_z > 0, "mount_z", mount_z, "> 0 [m] (a camera inside the ground sees nothing)")
-        _check(near > 0, "near", near, "> 0 [m]")
-        _check(far > near, "far", far, f"> near ({near}) [m]")
+        check_camera_value(fx > 0, "fx", fx, "> 0 [px]")
+        check_camera_value(fy > 0, "fy", fy, "> 0 [px]")
+        check_camera_value(
+            mount_z > 0, "mount_z", mount_z, "> 0 [m] (a camera inside the ground sees nothing)"
+        )
+        check_camera_value(near > 0, "near", near, "> 0 [m]")
+        check_camera_value(far > near, "far", far, f"> near ({near}) [m]")
         self.name, self.width, self.height = name, int(width), int(height)
         self.names = (name,)
         self.image_shape = (self.height, self.width, 3)
