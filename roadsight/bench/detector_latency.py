@@ -8,7 +8,6 @@ Weights do not change the time of a conv net, so the architecture comes from the
 from __future__ import annotations
 
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
@@ -16,23 +15,7 @@ import torch
 from hydra.utils import instantiate
 
 from perception.backends import OnnxBackend, TorchBackend, export_onnx, measure_latency
-from sim.make import make_env
-
-
-def env_step_ms(env_id: str, steps: int, seed: int) -> float:
-    """Median wall time of one random-action step of `env_id` [ms]."""
-    env = make_env(env_id)
-    env.reset(seed=seed)
-    env.action_space.seed(seed)
-    times = []
-    for _ in range(steps):
-        t0 = time.perf_counter()
-        _, _, terminated, truncated, _ = env.step(env.action_space.sample())
-        times.append(time.perf_counter() - t0)
-        if terminated or truncated:
-            env.reset()
-    env.close()
-    return 1000 * float(np.median(times))
+from roadsight.bench.camera_cost import camera_cost
 
 
 def run_detector_suite(
@@ -50,7 +33,8 @@ def run_detector_suite(
             onnx = export_onnx(net, Path(tmp) / f"{camera}.onnx", (h, w))
             engines = {name: make() for name, make in backends.items()}
             engines["onnxruntime"] = OnnxBackend(onnx)
-            step_ms.append(env_step_ms("highway-fast-v0", env_steps, seed))
+            # the cameras suite's interleaved loop with no camera: median ms of one env step
+            step_ms.append(camera_cost("highway-fast-v0", {}, env_steps, seed)[0]["ms"])
             for name, engine in engines.items():
                 for batch in batches:
                     r = measure_latency(engine, (h, w), batch=batch, repeats=repeats)
