@@ -48,6 +48,10 @@ class SimRoad(Road):
                 self._collide(vehicle, other, dt)
             for other in self.objects:
                 self._collide(vehicle, other, dt)
+        self.drop_done()
+
+    def drop_done(self) -> None:
+        """Remove road objects that have left the scene (`done`, e.g. pedestrians gone home)."""
         self.objects = [o for o in self.objects if not getattr(o, "done", False)]
 
     def _collide(self, vehicle, other, dt: float) -> None:

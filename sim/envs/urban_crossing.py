@@ -189,7 +189,7 @@ class UrbanCrossingEnv(RoadsightRewardsMixin, AbstractEnv):
         for ped in self.pedestrians():  # people far behind the ego leave the scene
             if ped.position[0] < ego_x - 60:
                 ped.done = True
-        self.road.objects = [o for o in self.road.objects if not getattr(o, "done", False)]
+        self.road.drop_done()
         while len(self.pedestrians()) < self.config["pedestrians_count"]:
             before = len(self.road.objects)
             self._spawn_pedestrian()
