@@ -49,8 +49,13 @@ define record_split
 	$(BIN)/roadsight record env=highway_hazards camera=$(1) episodes=$(5) seed=$(3) hydra.run.dir=$(DATA)/$(1)/hazards_$(2)
 endef
 
+# train episodes (urban, highway) per camera: the front camera's objects are small, it gets more
+TRAIN_EPISODES_bev := 30 24
+TRAIN_EPISODES_front := 60 60
+train_episodes = $(word $(2),$(TRAIN_EPISODES_$(1)))
+
 datasets-%: $(STAMP)
-	$(call record_split,$*,train,0,30,24)
+	$(call record_split,$*,train,0,$(call train_episodes,$*,1),$(call train_episodes,$*,2))
 	$(call record_split,$*,val,1000,5,4)
 	$(call record_split,$*,test,2000,8,6)
 
@@ -58,11 +63,13 @@ datasets-%: $(STAMP)
 PREPROCESS_bev := default
 PREPROCESS_front := front
 EPOCHS_bev := 24
-EPOCHS_front := 30
+EPOCHS_front := 20
+# the front camera's far objects are 2-12 px high: heads at stride 2 instead of 4
+DETECTOR_ARGS_front := detector.out_stride=2
 splits = "$(2)=[$(DATA)/$(1)/urban_$(3),$(DATA)/$(1)/hazards_$(3)]"
 
 models/detector_%.pt: $(STAMP)
-	$(BIN)/roadsight train-detector preprocess=$(PREPROCESS_$*) epochs=$(EPOCHS_$*) workers=1 \
+	$(BIN)/roadsight train-detector preprocess=$(PREPROCESS_$*) epochs=$(EPOCHS_$*) $(DETECTOR_ARGS_$*) workers=1 \
 	  $(call splits,$*,data,train) $(call splits,$*,val_data,val) hydra.run.dir=outputs/detector_$*
 	cp outputs/detector_$*/best.pt $@
 

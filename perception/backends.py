@@ -79,7 +79,9 @@ class Detector:
     def detect_batch(self, x: torch.Tensor, letterboxes: Sequence) -> list[Detections]:
         """Already preprocessed (B, 3, H, W) batch and its letterboxes -> Detections per image."""
         heat, size, offset = self.backend(x)
-        decoded = decode(heat, size, offset, topk=self.topk, score_thresh=self.score_thresh)
+        stride = x.shape[-2] // heat.shape[-2]  # the model's output stride, from the shapes
+        decoded = decode(heat, size, offset, topk=self.topk, score_thresh=self.score_thresh,
+                         stride=stride)
         return [to_image_detections(*d, lb) for d, lb in zip(decoded, letterboxes, strict=True)]
 
     def __call__(self, images: Sequence[np.ndarray]) -> list[Detections]:

@@ -19,6 +19,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from perception.decode import encode_targets
+from perception.model import STRIDE
 from sim.types import CLASSES
 
 log = logging.getLogger(__name__)
@@ -169,8 +170,9 @@ class DetectionDataset(Dataset):
 
     def __init__(self, records: list[ImageRecord], preprocessor: Callable,
                  min_visible: float = 0.3, augment: Augment | None = None, seed: int = 0,
-                 max_objects: int = 128):
+                 max_objects: int = 128, stride: int = STRIDE):
         self.records, self.preprocessor = records, preprocessor
+        self.stride = stride  # the detector's output stride (CenterNet.stride)
         self.min_visible, self.augment, self.seed = min_visible, augment, seed
         self.max_objects, self.epoch = max_objects, 0
 
@@ -191,7 +193,8 @@ class DetectionDataset(Dataset):
         keep = r.visible >= self.min_visible
         t = encode_targets(boxes_in[keep], r.cls[keep], tuple(x.shape[1:]),
                            max_objects=self.max_objects,
-                           ignore_boxes=boxes_in[~keep], ignore_cls=r.cls[~keep])
+                           ignore_boxes=boxes_in[~keep], ignore_cls=r.cls[~keep],
+                           stride=self.stride)
         targets = {k: torch.from_numpy(v) for k, v in t.items()}
         targets["image_id"] = torch.tensor(r.id)
         return x, targets

@@ -52,18 +52,20 @@ def encode_targets(
     max_objects: int = 128,
     ignore_boxes: np.ndarray | None = None,
     ignore_cls: np.ndarray | None = None,
+    stride: int = STRIDE,
 ) -> dict[str, np.ndarray]:
     """Targets for one image.
 
     Args:
         boxes: (N, 4) xyxy in input (network) pixels; cls: (N,) class indices.
-        input_hw: network input (H, W); outputs are (H/4, W/4).
+        input_hw: network input (H, W); outputs are (H/stride, W/stride).
+        stride: the detector's output stride (`CenterNet.stride`).
         ignore_boxes/ignore_cls: objects neither required nor penalised (e.g. mostly occluded):
             their box area is excluded from the heatmap's negative loss for their class.
     Returns arrays: heatmap (C, h, w), ignore (C, h, w), size/offset (K, 2), index (K,) flat cell
     index y * w + x, mask (K,) 1 for real objects.
     """
-    h, w = input_hw[0] // STRIDE, input_hw[1] // STRIDE
+    h, w = input_hw[0] // stride, input_hw[1] // stride
     heatmap = np.zeros((num_classes, h, w), np.float32)
     ignore = np.zeros((num_classes, h, w), np.float32)
     size = np.zeros((max_objects, 2), np.float32)
@@ -73,8 +75,8 @@ def encode_targets(
     if ignore_boxes is not None:
         for (x1, y1, x2, y2), c in zip(np.asarray(ignore_boxes).reshape(-1, 4), ignore_cls,
                                        strict=True):
-            ignore[int(c), max(int(y1 // STRIDE), 0):int(np.ceil(y2 / STRIDE)),
-                   max(int(x1 // STRIDE), 0):int(np.ceil(x2 / STRIDE))] = 1.0
+            ignore[int(c), max(int(y1 // stride), 0):int(np.ceil(y2 / stride)),
+                   max(int(x1 // stride), 0):int(np.ceil(x2 / stride))] = 1.0
     boxes = np.asarray(boxes, np.float64).reshape(-1, 4).copy()
     boxes[:, [0, 2]] = boxes[:, [0, 2]].clip(0, input_hw[1])
     boxes[:, [1, 3]] = boxes[:, [1, 3]].clip(0, input_hw[0])
@@ -85,15 +87,15 @@ def encode_targets(
     ys, xs = np.arange(h)[:, None], np.arange(w)[None, :]
     for k, i in enumerate(order):
         c = int(cls[i])
-        cx = (boxes[i, 0] + boxes[i, 2]) / 2 / STRIDE  # [cells]
-        cy = (boxes[i, 1] + boxes[i, 3]) / 2 / STRIDE
+        cx = (boxes[i, 0] + boxes[i, 2]) / 2 / stride  # [cells]
+        cy = (boxes[i, 1] + boxes[i, 3]) / 2 / stride
         ix, iy = min(int(cx), w - 1), min(int(cy), h - 1)
-        sx = max(GAUSSIAN_ALPHA * bw[i] / STRIDE / 6, MIN_SIGMA)
-        sy = max(GAUSSIAN_ALPHA * bh[i] / STRIDE / 6, MIN_SIGMA)
+        sx = max(GAUSSIAN_ALPHA * bw[i] / stride / 6, MIN_SIGMA)
+        sy = max(GAUSSIAN_ALPHA * bh[i] / stride / 6, MIN_SIGMA)
         g = np.exp(-((xs - ix) ** 2) / (2 * sx**2) - ((ys - iy) ** 2) / (2 * sy**2))
         np.maximum(heatmap[c], g.astype(np.float32), out=heatmap[c])
         heatmap[c, iy, ix] = 1.0
-        size[k] = np.log([bw[i] / STRIDE, bh[i] / STRIDE])
+        size[k] = np.log([bw[i] / stride, bh[i] / stride])
         offset[k] = (cx - ix, cy - iy)
         index[k] = iy * w + ix
         mask[k] = 1.0
@@ -109,8 +111,11 @@ def decode(
     offset: torch.Tensor,
     topk: int = 100,
     score_thresh: float = 0.3,
+    stride: int = STRIDE,
 ) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
     """Peaks of (B, C, h, w) heatmap *probabilities* -> per image (boxes xyxy input px, cls, score).
+
+    `stride` is the detector's output stride: input pixels per heatmap cell.
 
     A peak is a cell equal to the max of its 3x3 neighbourhood; the top-k peaks over all classes
     with score >= score_thresh become boxes. No NMS.
@@ -125,8 +130,8 @@ def decode(
     cy, cx = torch.div(cell, w, rounding_mode="floor").float(), (cell % w).float()
     size_k = size.view(b, 2, -1).gather(2, cell[:, None, :].expand(b, 2, k))  # (B, 2, k)
     off_k = offset.view(b, 2, -1).gather(2, cell[:, None, :].expand(b, 2, k))
-    xc, yc = (cx + off_k[:, 0]) * STRIDE, (cy + off_k[:, 1]) * STRIDE
-    half_w, half_h = size_k[:, 0].exp() * STRIDE / 2, size_k[:, 1].exp() * STRIDE / 2
+    xc, yc = (cx + off_k[:, 0]) * stride, (cy + off_k[:, 1]) * stride
+    half_w, half_h = size_k[:, 0].exp() * stride / 2, size_k[:, 1].exp() * stride / 2
     boxes = torch.stack([xc - half_w, yc - half_h, xc + half_w, yc + half_h], dim=-1)
     out = []
     for i in range(b):

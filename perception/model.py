@@ -1,8 +1,9 @@
 """A compact anchor-free CenterNet-style detector in plain torch (no torchvision).
 
 Backbone: conv-bn-relu stages at strides 2, 4, 8, 16. Neck: top-down upsampling with lateral 1x1
-convs back to stride 4. Heads at stride 4: class heatmap logits, log box size, centre offset.
-The neck output (`features`) is the feature map the RL policy can reuse.
+convs back to the output stride (4, or 2 for cameras whose objects are a few pixels high). Heads at
+the output stride: class heatmap logits, log box size, centre offset. The neck output (`features`)
+is the feature map the RL policy can reuse.
 """
 
 from __future__ import annotations
@@ -17,15 +18,16 @@ from torch.nn import functional as F
 
 from sim.types import CLASSES
 
-STRIDE = 4  # output stride of heatmaps and features [input px per output cell]
+STRIDE = 4  # default output stride of heatmaps and features [input px per output cell]
+OUT_STRIDES = (2, 4)  # the output strides the neck can build
 
 
 class HeadOutputs(NamedTuple):
-    """Raw head outputs at stride 4; shapes for an input of (B, 3, H, W)."""
+    """Raw head outputs at output stride s; shapes for an input of (B, 3, H, W)."""
 
-    heatmap: torch.Tensor  # (B, C, H/4, W/4) logits; sigmoid gives per-class centre scores
-    size: torch.Tensor  # (B, 2, H/4, W/4) log(w / STRIDE), log(h / STRIDE)
-    offset: torch.Tensor  # (B, 2, H/4, W/4) centre offset within its cell, in cells (0..1)
+    heatmap: torch.Tensor  # (B, C, H/s, W/s) logits; sigmoid gives per-class centre scores
+    size: torch.Tensor  # (B, 2, H/s, W/s) log(w / s), log(h / s)
+    offset: torch.Tensor  # (B, 2, H/s, W/s) centre offset within its cell, in cells (0..1)
 
 
 def conv_bn_relu(c_in: int, c_out: int, stride: int = 1, k: int = 3) -> nn.Sequential:
@@ -42,9 +44,11 @@ class CenterNet(nn.Module):
     Args:
         widths: channels of the backbone stages at strides 2, 4, 8, 16.
         depths: extra stride-1 conv blocks per stage (after each stage's strided conv).
-        neck_channels: channels of the stride-4 feature map (`features`).
+        neck_channels: channels of the output-stride feature map (`features`).
         head_channels: hidden channels of each head's 3x3 conv.
         num_classes: heatmap channels (len(CLASSES) by default).
+        out_stride: 4, or 2 (one more top-down level, fed by the stride-2 stage; about 2.5x the
+            training cost) for objects only a few pixels high.
     """
 
     def __init__(
@@ -55,9 +59,13 @@ class CenterNet(nn.Module):
         head_channels: int = 32,
         num_classes: int = len(CLASSES),
         prior_prob: float = 0.01,
+        out_stride: int = STRIDE,
     ):
         super().__init__()
         widths, depths = list(widths), list(depths)
+        if out_stride not in OUT_STRIDES:
+            raise ValueError(f"detector.out_stride={out_stride!r}: choose one of {OUT_STRIDES}")
+        self.stride = out_stride
         if len(widths) != 4 or len(depths) != 4:
             raise ValueError(f"widths and depths need 4 entries (strides 2,4,8,16), got "
                              f"widths={widths} depths={depths}")
@@ -74,6 +82,11 @@ class CenterNet(nn.Module):
             [conv_bn_relu(w, neck_channels, k=1) for w in widths[1:]]
         )
         self.smooth = nn.ModuleList([conv_bn_relu(neck_channels, neck_channels) for _ in range(2)])
+        # out_stride 2: one more level from the stride-2 stage (separate names keep stride-4
+        # checkpoints loadable)
+        self.fine = nn.ModuleList(
+            [conv_bn_relu(widths[0], neck_channels, k=1),
+             conv_bn_relu(neck_channels, neck_channels)] if out_stride == 2 else [])
 
         # one shared 3x3 conv for all heads (separate heads would triple the stride-4 cost),
         # then a 1x1 per output
@@ -87,7 +100,7 @@ class CenterNet(nn.Module):
         nn.init.constant_(self.heatmap_head.bias, math.log(prior_prob / (1 - prior_prob)))
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, 3, H, W) normalised image -> (B, neck_channels, H/4, W/4) feature map."""
+        """(B, 3, H, W) normalised image -> (B, neck_channels, H/s, W/s) feature map, s = stride."""
         if x.ndim != 4 or x.shape[1] != 3 or x.shape[2] % 16 or x.shape[3] % 16:
             raise ValueError(f"CenterNet expects (B, 3, H, W) with H, W multiples of 16, "
                              f"got {tuple(x.shape)}")
@@ -102,6 +115,9 @@ class CenterNet(nn.Module):
         ):
             y = F.interpolate(y, scale_factor=2.0, mode="nearest") + lateral(skip)
             y = smooth(y)
+        if self.fine:  # stride 4 -> 2
+            y = self.fine[1](F.interpolate(y, scale_factor=2.0, mode="nearest")
+                             + self.fine[0](skips[0]))
         return y
 
     def heads(self, feats: torch.Tensor) -> HeadOutputs:
@@ -111,7 +127,7 @@ class CenterNet(nn.Module):
     def forward(
         self, x: torch.Tensor, return_features: bool = False
     ) -> HeadOutputs | tuple[HeadOutputs, torch.Tensor]:
-        """Head outputs, and with `return_features` also the (B, C, H/4, W/4) feature map."""
+        """Head outputs, and with `return_features` also the (B, C, H/s, W/s) feature map."""
         feats = self.features(x)
         out = self.heads(feats)
         return (out, feats) if return_features else out

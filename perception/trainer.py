@@ -99,7 +99,7 @@ def train_detector(cfg: DictConfig, out_dir: str | Path) -> dict:
     model = instantiate(cfg.detector).to(device)
     augment = instantiate(cfg.augment) if cfg.augment else None
     dataset = DetectionDataset(train_records, preprocessor, cfg.min_visible, augment, cfg.seed,
-                               cfg.max_objects)
+                               cfg.max_objects, stride=model.stride)
     loader = make_loader(dataset, cfg.batch_size, True, cfg.workers, cfg.seed, device)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     steps = cfg.epochs * len(loader)

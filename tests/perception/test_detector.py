@@ -22,9 +22,9 @@ torch.set_num_threads(1)
 TINY = dict(widths=(8, 16, 16, 32), depths=(0, 0, 0, 0), neck_channels=16, head_channels=16)
 
 
-def targets_as_outputs(t: dict, input_hw: tuple[int, int]):
+def targets_as_outputs(t: dict, input_hw: tuple[int, int], stride: int = STRIDE):
     """Dense size/offset maps from the encoder's per-object targets (what a perfect model says)."""
-    h, w = input_hw[0] // STRIDE, input_hw[1] // STRIDE
+    h, w = input_hw[0] // stride, input_hw[1] // stride
     size = torch.zeros(1, 2, h * w)
     offset = torch.zeros(1, 2, h * w)
     for k in np.flatnonzero(t["mask"]):
@@ -34,14 +34,17 @@ def targets_as_outputs(t: dict, input_hw: tuple[int, int]):
     return heat, size.view(1, 2, h, w), offset.view(1, 2, h, w)
 
 
-def test_decode_recovers_encoded_boxes_exactly():
+@pytest.mark.parametrize("stride", [4, 2])
+def test_decode_recovers_encoded_boxes_exactly(stride):
     input_hw = (128, 256)
     boxes = np.array([[10.3, 20.7, 40.1, 41.9], [100.0, 60.5, 106.2, 67.0],
                       [180.5, 10.0, 250.0, 50.25], [60.0, 90.0, 64.0, 99.0]], np.float32)
     cls = np.array([0, 1, 2, 1])
-    t = encode_targets(boxes, cls, input_hw)
+    t = encode_targets(boxes, cls, input_hw, stride=stride)
     assert t["mask"].sum() == 4
-    (got_boxes, got_cls, got_score), = decode(*targets_as_outputs(t, input_hw), score_thresh=0.5)
+    assert t["heatmap"].shape == (3, 128 // stride, 256 // stride)
+    (got_boxes, got_cls, got_score), = decode(*targets_as_outputs(t, input_hw, stride),
+                                              score_thresh=0.5, stride=stride)
     assert len(got_boxes) == 4
     order = np.lexsort((got_boxes[:, 0].numpy(),))
     want = np.lexsort((boxes[:, 0],))
@@ -69,6 +72,18 @@ def test_model_shapes_and_features():
     with pytest.raises(ValueError, match="multiples of 16"):
         model(torch.zeros(1, 3, 60, 128))
     assert count_parameters(model) > 0
+
+
+def test_stride_2_model_keeps_stride_4_weights_and_doubles_resolution():
+    fine = CenterNet(**TINY, out_stride=2).eval()
+    out, feats = fine(torch.zeros(1, 3, 64, 128), return_features=True)
+    assert fine.stride == 2
+    assert out.heatmap.shape == (1, 3, 32, 64) and feats.shape == (1, 16, 32, 64)
+    # every stride-4 parameter exists under the same name, so old checkpoints still load
+    coarse_keys = set(CenterNet(**TINY).state_dict())
+    assert coarse_keys < set(fine.state_dict())
+    with pytest.raises(ValueError, match=r"detector.out_stride=8: choose one of \(2, 4\)"):
+        CenterNet(**TINY, out_stride=8)
 
 
 def test_loss_falls_when_fitting_one_target():

@@ -44,9 +44,11 @@ def ap50_on(checkpoint, data_dir, score_thresh=0.001):
     return evaluate_detector(det, load_coco_dirs(data_dir)).metrics
 
 
-def test_tiny_detector_learns_synthetic_frames(tmp_path):
+@pytest.mark.parametrize("out_stride", [4, 2])
+def test_tiny_detector_learns_synthetic_frames(tmp_path, out_stride):
     data = write_synthetic_coco(tmp_path / "ds", n_images=8, seed=1)
-    metrics = train_detector(train_cfg(data, data, "epochs=40"), tmp_path / "run")
+    cfg = train_cfg(data, data, "epochs=40", f"detector.out_stride={out_stride}")
+    metrics = train_detector(cfg, tmp_path / "run")
     hist = metrics["history"]
     assert hist[-1]["loss_total"] < 0.25 * hist[0]["loss_total"]
     m = ap50_on(tmp_path / "run" / "best.pt", data)
