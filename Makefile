@@ -63,7 +63,7 @@ datasets-%: $(STAMP)
 PREPROCESS_bev := default
 PREPROCESS_front := front
 EPOCHS_bev := 24
-EPOCHS_front := 20
+EPOCHS_front := 16
 # the front camera's far objects are 2-12 px high: heads at stride 2 instead of 4
 DETECTOR_ARGS_front := detector.out_stride=2
 splits = "$(2)=[$(DATA)/$(1)/urban_$(3),$(DATA)/$(1)/hazards_$(3)]"

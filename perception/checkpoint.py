@@ -21,14 +21,9 @@ from sim.types import CLASSES
 
 FORMAT = "roadsight-detector/1"
 REQUIRED = ("format", "model_cfg", "state_dict", "classes", "preprocess_cfg")
-# how the shipped default for a camera is made (docs/detector.md; datasets from the Makefile)
-TRAIN_COMMAND = (
-    "make datasets-{camera} && roadsight train-detector preprocess={preprocess} epochs=40 "
-    "'data=[data/{camera}/urban_train,data/{camera}/hazards_train]' "
-    "'val_data=[data/{camera}/urban_val,data/{camera}/hazards_val]' "
-    "hydra.run.dir=outputs/detector_{camera} && "
-    "cp outputs/detector_{camera}/best.pt models/detector_{camera}.pt")
-CAMERA_PREPROCESS = {"bev": "default", "front": "front"}
+# how the shipped default for a camera is made: the Makefile holds the one recipe (datasets, then
+# roadsight train-detector with that camera's preprocess, epochs and detector options)
+TRAIN_COMMAND = "make datasets-{camera} models/detector_{camera}.pt"
 
 
 class CheckpointError(ValueError):
@@ -100,8 +95,7 @@ def resolve_checkpoint(checkpoint: str | None, camera: str = "bev") -> Path:
         return Path(checkpoint)
     path = MODELS_DIR / f"detector_{camera}.pt"
     if not path.is_file():
-        cmd = TRAIN_COMMAND.format(camera=camera,
-                                   preprocess=CAMERA_PREPROCESS.get(camera, camera))
+        cmd = TRAIN_COMMAND.format(camera=camera)
         raise CheckpointError(f"no checkpoint= given and the default for camera={camera}, "
                               f"{path}, does not exist; train it with: {cmd}")
     return path

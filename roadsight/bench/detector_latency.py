@@ -1,8 +1,8 @@
-"""Suite `detector`: detector latency per frame (torch, onnxruntime; batch 1 and 32) per camera
-input size, beside one highway-fast-v0 step measured in the same run.
+"""Suite `detector`: latency per frame of each camera's default checkpoint (torch, onnxruntime;
+batch 1 and 32) at its own input size, beside one highway-fast-v0 step measured in the same run.
 
-Weights do not change the time of a conv net, so the architecture comes from the detector config
-(the shipped checkpoints use the same one).
+The architecture and input size come from the checkpoint (`models/detector_<camera>.pt` unless
+`checkpoints` names another file), so the figures are those of the model `detect` would run.
 """
 
 from __future__ import annotations
@@ -14,22 +14,28 @@ import numpy as np
 import torch
 from hydra.utils import instantiate
 
-from perception.backends import OnnxBackend, TorchBackend, export_onnx, measure_latency
+from perception.backends import OnnxBackend, TorchBackend, export_onnx, input_hw, measure_latency
+from perception.checkpoint import build_model, load_checkpoint, resolve_checkpoint
 from roadsight.bench.camera_cost import camera_cost
 
 
 def run_detector_suite(
-    model: dict, inputs: dict, batches: list[int], repeats: int, env_steps: int, seed: int
+    cameras: list[str], checkpoints: dict, batches: list[int], repeats: int, env_steps: int,
+    seed: int
 ) -> dict:
-    """Latency rows per (camera input, backend, batch), with the ratio to one env step."""
+    """Latency rows per (camera's checkpoint, backend, batch), with the ratio to one env step."""
     torch.manual_seed(seed)
-    net = instantiate(model).eval()
-    backends = {"torch": lambda: TorchBackend(net, "cpu")}
-    if torch.cuda.is_available():
-        backends["torch-cuda"] = lambda: TorchBackend(net, "cuda")
-    rows, step_ms = [], []
+    rows, step_ms, params = [], [], {}
     with tempfile.TemporaryDirectory() as tmp:
-        for camera, (h, w) in inputs.items():
+        for camera in cameras:
+            path = resolve_checkpoint(checkpoints.get(camera), camera)
+            state = load_checkpoint(path)
+            net = build_model(state, path).eval()
+            h, w = input_hw(instantiate(state["preprocess_cfg"]))
+            params[camera] = sum(p.numel() for p in net.parameters())
+            backends = {"torch": lambda net=net: TorchBackend(net, "cpu")}
+            if torch.cuda.is_available():
+                backends["torch-cuda"] = lambda net=net: TorchBackend(net, "cuda")
             onnx = export_onnx(net, Path(tmp) / f"{camera}.onnx", (h, w))
             engines = {name: make() for name, make in backends.items()}
             engines["onnxruntime"] = OnnxBackend(onnx)
@@ -40,7 +46,7 @@ def run_detector_suite(
                     r = measure_latency(engine, (h, w), batch=batch, repeats=repeats)
                     rows.append(
                         {
-                            "case": f"{camera} {w}x{h} {name} b{batch}",
+                            "case": f"{camera} {w}x{h} stride {net.stride} {name} b{batch}",
                             "ms_per_call": r["ms_per_call"],
                             "ms_per_frame": r["ms_per_frame"],
                             "frames_per_s": 1000 / r["ms_per_frame"],
@@ -58,9 +64,9 @@ def run_detector_suite(
             "vs_highway_fast_step": 1.0,
         }
     )
-    params = sum(p.numel() for p in net.parameters())
+    sizes = ", ".join(f"{camera} {n} parameters" for camera, n in params.items())
     return {
         "suite": "detector",
-        "unit": f"ms, {params} parameters, {torch.get_num_threads()} torch threads",
+        "unit": f"ms; {sizes}; {torch.get_num_threads()} torch threads",
         "rows": rows,
     }

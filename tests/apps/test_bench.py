@@ -5,7 +5,10 @@ from __future__ import annotations
 import json
 
 import pytest
+from hydra.utils import instantiate
 
+from perception.backends import input_hw
+from perception.checkpoint import build_model, load_checkpoint, resolve_checkpoint
 from tests.apps.test_record import run_cli
 
 
@@ -36,7 +39,7 @@ def test_detector_suite_reports_latency_beside_an_env_step(tmp_path):
         "detector.repeats=1",
         "detector.env_steps=2",
         "detector.batches=[1,2]",
-        "detector.inputs={front:[64,128]}",
+        "detector.cameras=[front]",
         f"hydra.run.dir={tmp_path}",
     )
     rows = {
@@ -44,9 +47,13 @@ def test_detector_suite_reports_latency_beside_an_env_step(tmp_path):
         for r in json.loads((tmp_path / "metrics.json").read_text())["suites"]["detector"]["rows"]
     }
     step = rows["highway-fast-v0 env step"]["ms_per_frame"]
-    for name in ("front 128x64 torch b1", "front 128x64 torch b2", "front 128x64 onnxruntime b1"):
+    # the shipped front checkpoint's own input size and output stride
+    state = load_checkpoint(resolve_checkpoint(None, "front"))
+    h, w = input_hw(instantiate(state["preprocess_cfg"]))
+    case = f"front {w}x{h} stride {build_model(state).stride}"
+    for name in (f"{case} torch b1", f"{case} torch b2", f"{case} onnxruntime b1"):
         row = rows[name]
         assert row["ms_per_frame"] > 0
         assert row["vs_highway_fast_step"] == pytest.approx(row["ms_per_frame"] / step)
-    b2 = rows["front 128x64 torch b2"]
+    b2 = rows[f"{case} torch b2"]
     assert b2["ms_per_frame"] == pytest.approx(b2["ms_per_call"] / 2)

@@ -140,7 +140,8 @@ def test_checkpoint_round_trip_and_errors(tmp_path):
 
 def test_missing_default_checkpoint_names_the_training_command(monkeypatch, tmp_path):
     monkeypatch.setattr("perception.checkpoint.MODELS_DIR", tmp_path)
-    with pytest.raises(CheckpointError, match="detector_front.pt.*roadsight train-detector"):
+    with pytest.raises(CheckpointError,
+                       match="detector_front.pt.*make datasets-front models/detector_front.pt"):
         resolve_checkpoint(None, camera="front")
 
 
