@@ -23,7 +23,11 @@ FORMAT = "roadsight-detector/1"
 REQUIRED = ("format", "model_cfg", "state_dict", "classes", "preprocess_cfg")
 # how the shipped default for a camera is made: the Makefile holds the one recipe (datasets, then
 # roadsight train-detector with that camera's preprocess, epochs and detector options)
-TRAIN_COMMAND = "make datasets-{camera} models/detector_{camera}.pt"
+MAKE_RECIPE = {camera: f"make datasets-{camera} models/detector_{camera}.pt"
+               for camera in ("bev", "front")}
+TRAIN_COMMAND = ("roadsight record camera={camera} ... hydra.run.dir=DATA, then roadsight "
+                 "train-detector data=DATA val_data=VAL hydra.run.dir=OUT and copy OUT/best.pt "
+                 "to {path}")
 
 
 class CheckpointError(ValueError):
@@ -95,7 +99,7 @@ def resolve_checkpoint(checkpoint: str | None, camera: str = "bev") -> Path:
         return Path(checkpoint)
     path = MODELS_DIR / f"detector_{camera}.pt"
     if not path.is_file():
-        cmd = TRAIN_COMMAND.format(camera=camera)
+        cmd = MAKE_RECIPE.get(camera) or TRAIN_COMMAND.format(camera=camera, path=path)
         raise CheckpointError(f"no checkpoint= given and the default for camera={camera}, "
                               f"{path}, does not exist; train it with: {cmd}")
     return path

@@ -1,13 +1,16 @@
 """COCO mAP with pycocotools for our records and detections.
 
 Objects with visible < min_visible go into the ground truth as iscrowd=1: a detection on them is
-ignored (neither a true nor a false positive) and missing them costs nothing.
+ignored (neither a true nor a false positive) and missing them costs nothing. The same mechanism
+scores subsets: boxes under `min_height` pixels, or objects outside a band of ego distance
+(`evaluate_by_range`), are iscrowd too.
 """
 
 from __future__ import annotations
 
 import contextlib
 import io
+import itertools
 import math
 from dataclasses import dataclass, field
 
@@ -37,21 +40,25 @@ def _nan_to_none(x: float) -> float | None:
 
 
 def coco_ground_truth(records: list[ImageRecord], min_visible: float,
-                      min_height: float = 0.0) -> dict:
-    """A COCO dict for `records`; hard-to-see objects marked iscrowd=1 (ignored).
+                      min_height: float = 0.0,
+                      distance_range: tuple[float, float] | None = None) -> dict:
+    """A COCO dict for `records`; objects left out of the score marked iscrowd=1 (ignored).
 
-    Hard to see: visible fraction under `min_visible`, or box height under `min_height` [px]
-    (KITTI-style difficulty cut for far objects; 0 keeps every size).
+    Left out: visible fraction under `min_visible`; box height under `min_height` [px]
+    (KITTI-style difficulty cut for far objects; 0 keeps every size); with `distance_range`
+    (lo, hi) [m], an ego distance outside lo <= d < hi (or unknown).
     """
     images, anns = [], []
+    lo, hi = distance_range if distance_range is not None else (-np.inf, np.inf)
     for r in records:
         images.append({"id": r.id, "width": r.width, "height": r.height,
                        "file_name": str(r.path)})
-        for box, c, v in zip(r.boxes, r.cls, r.visible, strict=True):
+        for box, c, v, d in zip(r.boxes, r.cls, r.visible, r.distance, strict=True):
             w, h = float(box[2] - box[0]), float(box[3] - box[1])
+            in_range = distance_range is None or lo <= d < hi  # NaN: outside every band
             anns.append({"id": len(anns) + 1, "image_id": r.id, "category_id": int(c) + 1,
                          "bbox": [float(box[0]), float(box[1]), w, h], "area": w * h,
-                         "iscrowd": int(v < min_visible or h < min_height)})
+                         "iscrowd": int(v < min_visible or h < min_height or not in_range)})
     cats = [{"id": i + 1, "name": n} for i, n in enumerate(CLASSES)]
     return {"images": images, "annotations": anns, "categories": cats}
 
@@ -62,6 +69,7 @@ def evaluate(
     min_visible: float = 0.3,
     score_thresh: float = 0.3,
     min_height: float = 0.0,
+    distance_range: tuple[float, float] | None = None,
 ) -> EvalResult:
     """mAP@0.5, mAP@0.5:0.95 overall and per class; precision/recall at `score_thresh`, IoU 0.5.
 
@@ -69,7 +77,7 @@ def evaluate(
     (non-ignored) ground truth get None and are left out of the means.
     """
     gt = COCO()
-    gt.dataset = coco_ground_truth(records, min_visible, min_height)
+    gt.dataset = coco_ground_truth(records, min_visible, min_height, distance_range)
     with contextlib.redirect_stdout(io.StringIO()):
         gt.createIndex()
     dets = [
@@ -121,9 +129,42 @@ def evaluate(
                       "precision": mean("precision"), "recall": mean("recall"),
                       "per_class": per_class, "n_images": len(records),
                       "n_detections": len(dets), "min_visible": min_visible,
-                      "min_height": min_height,
+                      "min_height": min_height, "distance_range": distance_range,
                       "score_thresh": score_thresh}
     return result
+
+
+def range_bands(bins: list[float]) -> list[tuple[float, float]]:
+    """[0, 20, 40] -> [(0, 20), (20, 40)]; ValueError naming `range_bins` unless increasing."""
+    edges = [float(b) for b in bins]
+    bands = list(itertools.pairwise(edges))
+    if not bands or any(lo >= hi for lo, hi in bands):
+        raise ValueError(f"range_bins={list(bins)}: need two or more increasing distances [m]")
+    return bands
+
+
+def evaluate_by_range(
+    records: list[ImageRecord],
+    detections: dict[int, Detections],
+    bins: list[float],
+    min_visible: float = 0.3,
+    min_height: float = 0.0,
+) -> dict[str, dict]:
+    """AP per band of ego distance: "lo-hi m" -> {mAP50, mAP50_95, per_class: {AP50, n_gt}}.
+
+    In each band, objects outside it are ignored (iscrowd): detecting them neither helps nor
+    costs, missing them costs nothing. A detection that matches no object at all is a false
+    positive in every band, as in KITTI's difficulty levels.
+    """
+    out = {}
+    for lo, hi in range_bands(bins):
+        m = evaluate(records, detections, min_visible, min_height=min_height,
+                     distance_range=(lo, hi)).metrics
+        out[f"{lo:g}-{hi:g} m"] = {
+            "mAP50": m["mAP50"], "mAP50_95": m["mAP50_95"],
+            "per_class": {n: {"AP50": pc["AP50"], "n_gt": pc["n_gt"]}
+                          for n, pc in m["per_class"].items()}}
+    return out
 
 
 def predict_records(detector, records: list[ImageRecord], batch_size: int = 16,

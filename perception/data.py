@@ -40,6 +40,12 @@ class ImageRecord:
     boxes: np.ndarray  # (N, 4) float32 xyxy
     cls: np.ndarray  # (N,) int64 index into CLASSES
     visible: np.ndarray  # (N,) float32 visible fraction 0..1
+    # (N,) float32 [m] distance from the ego's centre (|ego_xy|); NaN where the file has no ego_xy
+    distance: np.ndarray | None = None
+
+    def __post_init__(self):
+        if self.distance is None:
+            self.distance = np.full(len(self.cls), np.nan, np.float32)
 
 
 def read_image_rgb(path: str | Path) -> np.ndarray:
@@ -87,7 +93,7 @@ def load_coco_dir(
         cat_to_cls[cat["id"]] = CLASSES.index(cat["name"])
     images: dict[int, dict] = {}
     for im in data["images"]:
-        images[im["id"]] = {"im": im, "boxes": [], "cls": [], "vis": []}
+        images[im["id"]] = {"im": im, "boxes": [], "cls": [], "vis": [], "dist": []}
     for ann in data["annotations"]:
         where = f"{ann_path}: annotation id={ann.get('id')}"
         entry = images.get(ann.get("image_id"))
@@ -105,6 +111,8 @@ def load_coco_dir(
         entry["boxes"].append([x, y, x + w, y + h])
         entry["cls"].append(cat_to_cls[ann["category_id"]])
         entry["vis"].append(float(ann.get("visible", 1.0)))
+        ego_xy = ann.get("ego_xy")
+        entry["dist"].append(float(np.hypot(*ego_xy)) if ego_xy is not None else np.nan)
     records = []
     for i, (_, e) in enumerate(sorted(images.items())):
         path = directory / e["im"]["file_name"]
@@ -115,6 +123,7 @@ def load_coco_dir(
             height=int(e["im"]["height"]),
             boxes=np.asarray(e["boxes"], np.float32).reshape(-1, 4),
             cls=np.asarray(e["cls"], np.int64), visible=np.asarray(e["vis"], np.float32),
+            distance=np.asarray(e["dist"], np.float32),
         ))
     if not records:
         raise DatasetError(f"{ann_path}: no images")

@@ -33,6 +33,23 @@ def rich_table(result: EvalResult, title: str = "detector"):
     return table
 
 
+def range_table(by_range: dict[str, dict], title: str):
+    """A rich Table of AP50 per distance band (rows) and class (columns, with object counts)."""
+    from rich.table import Table
+
+    table = Table(title=title)
+    table.add_column("distance")
+    names = list(next(iter(by_range.values()))["per_class"])
+    for name in names:
+        table.add_column(f"{name} AP50 (n)", justify="right")
+    table.add_column("mAP50", justify="right")
+    for band, m in by_range.items():
+        cells = [f"{_fmt(m['per_class'][n]['AP50'])} ({m['per_class'][n]['n_gt']})"
+                 for n in names]
+        table.add_row(band, *cells, _fmt(m["mAP50"]))
+    return table
+
+
 def write_csv(result: EvalResult, path: str | Path) -> None:
     buf = io.StringIO()
     w = csv.writer(buf)

@@ -1,7 +1,7 @@
 """`roadsight val-detector checkpoint=FILE data=DIR hydra.run.dir=OUT`: COCO mAP of a detector.
 
-Writes OUT/metrics.json (mAP50, mAP50_95, per_class.<name>.AP50/AP50_95, precision, recall),
-OUT/per_class.csv, OUT/pr_curve.png and OUT/run.json; prints a table.
+Writes OUT/metrics.json (mAP50, mAP50_95, per_class.<name>.AP50/AP50_95, precision, recall,
+by_range.<band>), OUT/per_class.csv, OUT/pr_curve.png and OUT/run.json; prints tables.
 """
 
 from __future__ import annotations
@@ -29,14 +29,16 @@ def validate(cfg: DictConfig, out: Path, camera: str = "bev") -> dict:
 
     from perception.backends import load_detector
     from perception.checkpoint import resolve_checkpoint
-    from perception.coco_eval import evaluate_detector
+    from perception.coco_eval import evaluate, evaluate_by_range, predict_records, range_bands
     from perception.data import load_coco_dirs
-    from perception.report import plot_pr_curves, rich_table, write_csv
+    from perception.report import plot_pr_curves, range_table, rich_table, write_csv
 
     if cfg.get("threads"):
         import torch
 
         torch.set_num_threads(cfg.threads)
+    if cfg.range_bins:
+        range_bands(list(cfg.range_bins))  # a bad value fails before any inference
     ckpt = resolve_checkpoint(cfg.checkpoint, camera)
     # a low threshold so that COCO sees the whole ranking; P/R are read at cfg.score_thresh
     detector, _ = load_detector(ckpt, cfg.backend, cfg.onnx, cfg.device, score_thresh=0.001,
@@ -46,17 +48,22 @@ def validate(cfg: DictConfig, out: Path, camera: str = "bev") -> dict:
     corruption = instantiate(cfg.corruption) if cfg.corruption else None
     if corruption is not None and corruption.severity == 0:
         corruption = None
-    result = evaluate_detector(detector, records, cfg.min_visible, cfg.batch_size, corruption,
-                               cfg.score_thresh, cfg.min_height)
+    detections = predict_records(detector, records, cfg.batch_size, corruption)
+    result = evaluate(records, detections, cfg.min_visible, cfg.score_thresh, cfg.min_height)
+    by_range = evaluate_by_range(records, detections, list(cfg.range_bins), cfg.min_visible,
+                                 cfg.min_height) if cfg.range_bins else None
     cond = "clean" if corruption is None else f"{corruption.name} severity {corruption.severity}"
     metrics = {**result.metrics, "checkpoint": str(ckpt), "backend": cfg.backend,
                "corruption": None if corruption is None else
                {"name": corruption.name, "severity": corruption.severity},
-               "data": data}
+               "data": data, "by_range": by_range}
     atomic_write_json(out / "metrics.json", metrics)
     write_csv(result, out / "per_class.csv")
     plot_pr_curves(result, out / "pr_curve.png", f"PR at IoU 0.5 ({cond})")
-    Console().print(rich_table(result, f"{ckpt.name} on {len(records)} images ({cond})"))
+    console = Console()
+    console.print(rich_table(result, f"{ckpt.name} on {len(records)} images ({cond})"))
+    if by_range:
+        console.print(range_table(by_range, "AP50 by distance from the ego"))
     return metrics
 
 

@@ -79,6 +79,9 @@ def test_val_detector_metrics_csv_and_pr_plot(trained, tmp_path):
         assert set(m["per_class"][name]) >= {"AP50", "AP50_95", "precision", "recall"}
     assert (tmp_path / "per_class.csv").read_text().startswith("class,AP50,AP50_95")
     assert cv2.imread(str(tmp_path / "pr_curve.png")) is not None
+    # AP per band of ego distance (the synthetic frames carry no ego_xy: no object in any band)
+    assert list(m["by_range"]) == ["0-20 m", "20-40 m", "40-80 m", "80-250 m"]
+    assert m["by_range"]["0-20 m"]["per_class"]["vehicle"] == {"AP50": None, "n_gt": 0}
 
 
 def test_val_detector_onnx_backend_under_corruption(trained, tmp_path):
@@ -219,6 +222,10 @@ def test_bad_inputs_fail_naming_the_file_and_keep_artefacts(trained, tmp_path):
         check=False,
     )
     assert proc.returncode != 0 and "corrupt.pt: not a readable torch file" in proc.stderr
+    proc = run_cli("val-detector", f"checkpoint={out / 'best.pt'}", f"data={data}",
+                   "range_bins=[40,20]", f"hydra.run.dir={tmp_path / 'r'}", check=False)
+    assert proc.returncode != 0
+    assert "range_bins=[40, 20]: need two or more increasing" in proc.stderr
 
 
 def test_missing_shipped_checkpoint_says_how_to_train_it(tmp_path):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from perception.coco_eval import evaluate
+from perception.coco_eval import evaluate, evaluate_by_range
 from perception.data import ImageRecord
 from perception.decode import Detections
 
@@ -61,3 +61,22 @@ def test_min_height_ignores_small_boxes_only_when_asked():
     m = evaluate(RECORDS, d, min_height=12).metrics
     assert m["per_class"]["pedestrian"]["n_gt"] == 0 and m["mAP50"] == pytest.approx(1.0)
     assert m["min_height"] == 12
+
+
+def test_ap_by_distance_scores_each_band_on_its_own_objects():
+    near_far = [ImageRecord(i, f"im{i}.png", 200, 100,
+                            np.array([[10, 10, 50, 30], [100, 40, 108, 50]], np.float32),
+                            np.array([0, 0]), np.ones(2, np.float32),
+                            distance=np.array([8.0, 55.0], np.float32)) for i in (1, 2)]
+    # the near car is found in both images, the far car only in image 1
+    d = {1: dets(near_far[0].boxes, [0, 0], [0.9, 0.8]), 2: dets(near_far[1].boxes[:1], [0], [0.9])}
+    bands = evaluate_by_range(near_far, d, [0, 20, 80, 250])
+    assert list(bands) == ["0-20 m", "20-80 m", "80-250 m"]
+    assert bands["0-20 m"]["per_class"]["vehicle"] == {"AP50": pytest.approx(1.0), "n_gt": 2}
+    assert bands["20-80 m"]["per_class"]["vehicle"]["AP50"] == pytest.approx(0.5, abs=0.01)
+    assert bands["20-80 m"]["per_class"]["vehicle"]["n_gt"] == 2
+    assert bands["80-250 m"]["per_class"]["vehicle"] == {"AP50": None, "n_gt": 0}
+    # records without ego_xy (distance NaN) fall in no band
+    assert evaluate_by_range(RECORDS, d, [0, 1000])["0-1000 m"]["per_class"]["vehicle"]["n_gt"] == 0
+    with pytest.raises(ValueError, match=r"range_bins=\[40, 20\]: need two or more increasing"):
+        evaluate_by_range(near_far, d, [40, 20])
