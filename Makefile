@@ -73,6 +73,11 @@ models/detector_%.pt: $(STAMP)
 	  $(call splits,$*,data,train) $(call splits,$*,val_data,val) hydra.run.dir=outputs/detector_$*
 	cp outputs/detector_$*/best.pt $@
 
+# The README's training-curve plot, from the two training runs' metrics.json
+docs/detector_training.png: outputs/detector_bev/metrics.json outputs/detector_front/metrics.json
+	$(BIN)/python -c "from perception.report import plot_training; \
+	  plot_training({'bev': 'outputs/detector_bev', 'front': 'outputs/detector_front'}, '$@')"
+
 # Test-split scores of the shipped checkpoint, clean and under corruptions (a Hydra multirun).
 CORRUPTIONS ?= gaussian_noise,motion_blur,fog,rain
 SCORE_ARGS ?=
