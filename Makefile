@@ -78,6 +78,13 @@ docs/detector_training.png: outputs/detector_bev/metrics.json outputs/detector_f
 	$(BIN)/python -c "from perception.report import plot_training; \
 	  plot_training({'bev': 'outputs/detector_bev', 'front': 'outputs/detector_front'}, '$@')"
 
+# Four stills of the shipped front detector on the front test split (README results)
+docs/detect_front_example.png: models/detector_front.pt
+	$(BIN)/roadsight detect camera=front source=$(DATA)/front/urban_test/images \
+	  hydra.run.dir=outputs/detect_front_example
+	$(BIN)/python -c "from perception.report import video_stills; \
+	  video_stills('outputs/detect_front_example/detections.mp4', [41, 129, 204, 292], '$@')"
+
 # Test-split scores of the shipped checkpoint, clean and under corruptions (a Hydra multirun).
 CORRUPTIONS ?= gaussian_noise,motion_blur,fog,rain
 SCORE_ARGS ?=

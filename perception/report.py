@@ -109,3 +109,29 @@ def plot_pr_curves(result: EvalResult, path: str | Path, title: str = "PR at IoU
     ax.grid(alpha=0.3)
     ax.legend(loc="lower left")
     _save_png(fig, path)
+
+
+def video_stills(video: str | Path, frames: list[int], path: str | Path, cols: int = 2,
+                 scale: int = 2) -> None:
+    """Frames `frames` of an annotated video (e.g. `detect`'s detections.mp4), tiled `cols` per
+    row and enlarged `scale` times (nearest neighbour), as one PNG."""
+    import cv2
+    import imageio.v2 as imageio
+    import numpy as np
+
+    wanted, stills = set(frames), {}
+    with imageio.get_reader(str(video)) as reader:
+        for i, image in enumerate(reader):
+            if i in wanted:
+                stills[i] = image
+            if len(stills) == len(wanted):
+                break
+    missing = sorted(wanted - set(stills))
+    if missing:
+        raise ValueError(f"video {video}: has no frame {missing[0]} (frames={frames})")
+    tiles = [cv2.resize(stills[i], None, fx=scale, fy=scale, interpolation=cv2.INTER_NEAREST)
+             for i in frames]
+    tiles += [np.zeros_like(tiles[0])] * (-len(tiles) % cols)
+    rows = [np.hstack(tiles[r:r + cols]) for r in range(0, len(tiles), cols)]
+    ok, png = cv2.imencode(".png", cv2.cvtColor(np.vstack(rows), cv2.COLOR_RGB2BGR))
+    atomic_write_bytes(path, png.tobytes())

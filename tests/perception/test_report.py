@@ -1,13 +1,15 @@
-"""Training curves plot from train-detector's metrics.json."""
+"""Pictures: training curves from train-detector's metrics.json, stills from a detect video."""
 
 from __future__ import annotations
 
 import json
 
 import cv2
+import imageio.v2 as imageio
+import numpy as np
 import pytest
 
-from perception.report import plot_training
+from perception.report import plot_training, video_stills
 
 
 def test_training_plot_is_a_real_png(tmp_path):
@@ -24,3 +26,20 @@ def test_training_plot_names_a_run_without_history(tmp_path):
     (tmp_path / "metrics.json").write_text("{}")
     with pytest.raises(KeyError, match="history"):
         plot_training({"x": tmp_path}, tmp_path / "curves.png")
+
+
+def test_video_stills_tiles_the_chosen_frames_of_a_real_mp4(tmp_path):
+    video = tmp_path / "clip.mp4"
+    colours = [(255, 0, 0), (0, 255, 0), (0, 0, 255)]
+    with imageio.get_writer(str(video), fps=5, codec="libx264", macro_block_size=16) as w:
+        for c in colours:
+            w.append_data(np.full((32, 48, 3), c, np.uint8))
+    video_stills(video, [2, 0], tmp_path / "stills.png", cols=2, scale=2)
+    stills = cv2.cvtColor(cv2.imread(str(tmp_path / "stills.png")), cv2.COLOR_BGR2RGB)
+    assert stills.shape == (64, 192, 3)
+    # left tile is frame 2 (blue), right tile frame 0 (red); H.264 shifts colours a little
+    assert np.abs(stills[32, 48].astype(int) - colours[2]).max() < 40
+    assert np.abs(stills[32, 144].astype(int) - colours[0]).max() < 40
+    with pytest.raises(ValueError, match="clip.mp4: has no frame 7"):
+        video_stills(video, [0, 7], tmp_path / "bad.png")
+    assert not (tmp_path / "bad.png").exists()
