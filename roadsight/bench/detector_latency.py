@@ -16,6 +16,7 @@ from hydra.utils import instantiate
 
 from perception.backends import OnnxBackend, TorchBackend, export_onnx, input_hw, measure_latency
 from perception.checkpoint import build_model, load_checkpoint, resolve_checkpoint
+from perception.model import count_parameters
 from roadsight.bench.camera_cost import camera_cost
 
 
@@ -32,12 +33,11 @@ def run_detector_suite(
             state = load_checkpoint(path)
             net = build_model(state, path).eval()
             h, w = input_hw(instantiate(state["preprocess_cfg"]))
-            params[camera] = sum(p.numel() for p in net.parameters())
-            backends = {"torch": lambda net=net: TorchBackend(net, "cpu")}
+            params[camera] = count_parameters(net)
+            engines = {"torch": TorchBackend(net, "cpu")}
             if torch.cuda.is_available():
-                backends["torch-cuda"] = lambda net=net: TorchBackend(net, "cuda")
+                engines["torch-cuda"] = TorchBackend(net, "cuda")
             onnx = export_onnx(net, Path(tmp) / f"{camera}.onnx", (h, w))
-            engines = {name: make() for name, make in backends.items()}
             engines["onnxruntime"] = OnnxBackend(onnx)
             # the cameras suite's interleaved loop with no camera: median ms of one env step
             step_ms.append(camera_cost("highway-fast-v0", {}, env_steps, seed)[0]["ms"])
