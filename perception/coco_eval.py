@@ -49,13 +49,13 @@ def coco_ground_truth(records: list[ImageRecord], min_visible: float,
     (lo, hi) [m], an ego distance outside lo <= d < hi (or unknown).
     """
     images, anns = [], []
-    lo, hi = distance_range if distance_range is not None else (-np.inf, np.inf)
     for r in records:
         images.append({"id": r.id, "width": r.width, "height": r.height,
                        "file_name": str(r.path)})
         for box, c, v, d in zip(r.boxes, r.cls, r.visible, r.distance, strict=True):
             w, h = float(box[2] - box[0]), float(box[3] - box[1])
-            in_range = distance_range is None or lo <= d < hi  # NaN: outside every band
+            # NaN (no ego_xy) is outside every band
+            in_range = distance_range is None or distance_range[0] <= d < distance_range[1]
             anns.append({"id": len(anns) + 1, "image_id": r.id, "category_id": int(c) + 1,
                          "bbox": [float(box[0]), float(box[1]), w, h], "area": w * h,
                          "iscrowd": int(v < min_visible or h < min_height or not in_range)})
