@@ -1,4 +1,6 @@
-"""CenterNet losses: penalty-reduced focal loss on heatmaps, L1 on size and offset at centres."""
+"""CenterNet losses: penalty-reduced focal loss on heatmaps, L1 on size and offset at centres,
+and optionally a GIoU loss on the box decoded at each centre (scale-free: a 3 px box's
+localisation counts as much as a 100 px one's)."""
 
 from __future__ import annotations
 
@@ -45,15 +47,47 @@ def masked_l1(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> t
     ).clamp(min=1.0)
 
 
+def centre_boxes(log_size: torch.Tensor, offset: torch.Tensor) -> torch.Tensor:
+    """(B, K, 2) log sizes and centre offsets [cells] -> (B, K, 4) xyxy relative to the cell."""
+    half = log_size.clamp(-8.0, 8.0).exp() / 2
+    return torch.cat([offset - half, offset + half], dim=-1)
+
+
+def masked_giou_loss(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mean 1 - GIoU over real objects; pred/target (B, K, 4) xyxy, mask (B, K)."""
+    lo, hi = torch.maximum(pred[..., :2], target[..., :2]), torch.minimum(pred[..., 2:],
+                                                                          target[..., 2:])
+    inter = (hi - lo).clamp(min=0).prod(-1)
+    area_p = (pred[..., 2:] - pred[..., :2]).prod(-1)
+    area_t = (target[..., 2:] - target[..., :2]).prod(-1)
+    union = area_p + area_t - inter
+    enclose = (torch.maximum(pred[..., 2:], target[..., 2:])
+               - torch.minimum(pred[..., :2], target[..., :2])).prod(-1)
+    eps = 1e-7
+    giou = inter / (union + eps) - (enclose - union) / (enclose + eps)
+    m = mask.float()
+    return ((1 - giou) * m).sum() / m.sum().clamp(min=1.0)
+
+
 def detector_loss(
     out: HeadOutputs,
     targets: dict[str, torch.Tensor],
     size_weight: float = 1.0,
     offset_weight: float = 1.0,
+    giou_weight: float = 0.0,
 ) -> dict[str, torch.Tensor]:
-    """Loss terms and their weighted sum under key "total"."""
+    """Loss terms and their weighted sum under key "total" ("giou" only when giou_weight > 0)."""
     hm = focal_loss(out.heatmap, targets["heatmap"], targets.get("ignore"))
-    size = masked_l1(gather_at(out.size, targets["index"]), targets["size"], targets["mask"])
-    off = masked_l1(gather_at(out.offset, targets["index"]), targets["offset"], targets["mask"])
+    size_pred = gather_at(out.size, targets["index"])
+    off_pred = gather_at(out.offset, targets["index"])
+    size = masked_l1(size_pred, targets["size"], targets["mask"])
+    off = masked_l1(off_pred, targets["offset"], targets["mask"])
     total = hm + size_weight * size + offset_weight * off
-    return {"total": total, "heatmap": hm, "size": size, "offset": off}
+    terms = {"heatmap": hm, "size": size, "offset": off}
+    if giou_weight > 0:
+        giou = masked_giou_loss(centre_boxes(size_pred, off_pred),
+                                centre_boxes(targets["size"].float(), targets["offset"].float()),
+                                targets["mask"])
+        total = total + giou_weight * giou
+        terms["giou"] = giou
+    return {"total": total, **terms}

@@ -15,7 +15,7 @@ from perception.checkpoint import (
     save_checkpoint,
 )
 from perception.decode import decode, encode_targets
-from perception.losses import detector_loss
+from perception.losses import centre_boxes, detector_loss, masked_giou_loss
 from perception.model import STRIDE, CenterNet, count_parameters
 
 torch.set_num_threads(1)
@@ -95,12 +95,39 @@ def test_loss_falls_when_fitting_one_target():
     opt = torch.optim.Adam(model.parameters(), 1e-2)
     losses = []
     for _ in range(30):
-        loss = detector_loss(model(x), targets)
+        loss = detector_loss(model(x), targets, giou_weight=1.0)
         opt.zero_grad()
         loss["total"].backward()
         opt.step()
         losses.append(loss["total"].item())
     assert losses[-1] < 0.3 * losses[0]
+
+
+def test_giou_loss_is_zero_on_the_target_and_matches_a_hand_computed_shift():
+    size = torch.log(torch.tensor([[[2.0, 2.0]]]))  # a 2x2-cell box
+    target = centre_boxes(size, torch.tensor([[[0.5, 0.5]]]))
+    torch.testing.assert_close(target, torch.tensor([[[-0.5, -0.5, 1.5, 1.5]]]))
+    mask = torch.ones(1, 1)
+    assert masked_giou_loss(target, target, mask).item() == pytest.approx(0.0, abs=1e-6)
+    # shifted one cell right: intersection 2, union 6, enclosing box 6 -> GIoU 1/3
+    shifted = centre_boxes(size, torch.tensor([[[1.5, 0.5]]]))
+    assert masked_giou_loss(shifted, target, mask).item() == pytest.approx(2 / 3, abs=1e-6)
+    # disjoint boxes go below IoU 0 (the enclosing-box penalty), padding slots count nothing
+    far = centre_boxes(size, torch.tensor([[[4.5, 0.5]]]))
+    assert masked_giou_loss(far, target, mask).item() > 1.0
+    assert masked_giou_loss(far, target, torch.zeros(1, 1)).item() == 0.0
+
+
+def test_giou_term_is_added_only_when_weighted():
+    torch.manual_seed(0)
+    model = CenterNet(**TINY)
+    t = encode_targets(np.array([[8, 8, 40, 30], [70, 30, 80, 44]]), np.array([0, 1]), (64, 128))
+    targets = {k: torch.from_numpy(v)[None] for k, v in t.items()}
+    out = model(torch.rand(1, 3, 64, 128))
+    plain = detector_loss(out, targets)
+    with_giou = detector_loss(out, targets, giou_weight=2.0)
+    assert "giou" not in plain and with_giou["giou"].item() > 0
+    torch.testing.assert_close(with_giou["total"], plain["total"] + 2.0 * with_giou["giou"])
 
 
 def _state(model, cfg):
