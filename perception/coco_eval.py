@@ -24,6 +24,7 @@ from perception.decode import Detections
 from sim.types import CLASSES
 
 IOU_50 = 0  # index of IoU=0.50 in COCOeval's iouThrs (0.50:0.05:0.95)
+N_COCO_IOUS = 10  # COCOeval's 0.50:0.05:0.95; a loose threshold is appended after them
 
 
 @dataclass
@@ -63,6 +64,12 @@ def coco_ground_truth(records: list[ImageRecord], min_visible: float,
     return {"images": images, "annotations": anns, "categories": cats}
 
 
+def check_loose_iou(loose_iou: float | None) -> None:
+    """ValueError naming `loose_iou` unless it is None or an IoU in (0, 0.5)."""
+    if loose_iou is not None and not 0.0 < loose_iou < 0.5:
+        raise ValueError(f"loose_iou={loose_iou}: choose an IoU in (0, 0.5), or null")
+
+
 def evaluate(
     records: list[ImageRecord],
     detections: dict[int, Detections],
@@ -70,12 +77,16 @@ def evaluate(
     score_thresh: float = 0.3,
     min_height: float = 0.0,
     distance_range: tuple[float, float] | None = None,
+    loose_iou: float | None = None,
 ) -> EvalResult:
     """mAP@0.5, mAP@0.5:0.95 overall and per class; precision/recall at `score_thresh`, IoU 0.5.
 
     `detections` maps record id -> Detections in that image's pixels. Classes without any
-    (non-ignored) ground truth get None and are left out of the means.
+    (non-ignored) ground truth get None and are left out of the means. With `loose_iou` (e.g.
+    0.1), also AP at that IoU ("AP_loose", "mAP_loose"): the gap to AP50 is what localisation
+    costs, the rest is missed or spurious objects.
     """
+    check_loose_iou(loose_iou)
     gt = COCO()
     gt.dataset = coco_ground_truth(records, min_visible, min_height, distance_range)
     with contextlib.redirect_stdout(io.StringIO()):
@@ -91,13 +102,15 @@ def evaluate(
         if not a["iscrowd"]:
             n_gt[CLASSES[a["category_id"] - 1]] += 1
     result = EvalResult(metrics={})
-    per_class = {n: {"AP50": None, "AP50_95": None, "precision": None, "recall": None,
-                     "n_gt": n_gt[n]} for n in CLASSES}
+    per_class = {n: {"AP50": None, "AP50_95": None, "AP_loose": None, "precision": None,
+                     "recall": None, "n_gt": n_gt[n]} for n in CLASSES}
     if dets:
         with contextlib.redirect_stdout(io.StringIO()):
             dt = gt.loadRes(dets)
             ev = COCOeval(gt, dt, "bbox")
             ev.params.imgIds = [r.id for r in records]
+            if loose_iou is not None:  # thresholds are matched independently: append it
+                ev.params.iouThrs = np.append(ev.params.iouThrs, loose_iou)
             ev.evaluate()
             ev.accumulate()
         prec = ev.eval["precision"][:, :, :, 0, -1]  # (T, R, K) area=all, maxDets=100
@@ -106,9 +119,11 @@ def evaluate(
             if n_gt[name] == 0:
                 continue
             p50 = prec[IOU_50, :, k]
-            p_all = prec[:, :, k]
+            p_all = prec[:N_COCO_IOUS, :, k]
             per_class[name]["AP50"] = float(np.mean(np.maximum(p50, 0)))
             per_class[name]["AP50_95"] = float(np.mean(np.maximum(p_all, 0)))
+            if loose_iou is not None:
+                per_class[name]["AP_loose"] = float(np.mean(np.maximum(prec[-1, :, k], 0)))
             result.pr_curves[name] = np.maximum(p50, 0)
             # operating point: the largest recall reached with score >= score_thresh
             ok = np.flatnonzero((scores[IOU_50, :, k] >= score_thresh) & (p50 > 0))
@@ -119,13 +134,15 @@ def evaluate(
     else:
         for name in CLASSES:
             if n_gt[name]:
-                per_class[name].update(AP50=0.0, AP50_95=0.0, precision=0.0, recall=0.0)
+                per_class[name].update(AP50=0.0, AP50_95=0.0, precision=0.0, recall=0.0,
+                                       AP_loose=None if loose_iou is None else 0.0)
 
     def mean(key: str) -> float | None:
         vals = [v[key] for v in per_class.values() if v[key] is not None]
         return _nan_to_none(float(np.mean(vals))) if vals else None
 
     result.metrics = {"mAP50": mean("AP50"), "mAP50_95": mean("AP50_95"),
+                      "mAP_loose": mean("AP_loose"), "loose_iou": loose_iou,
                       "precision": mean("precision"), "recall": mean("recall"),
                       "per_class": per_class, "n_images": len(records),
                       "n_detections": len(dets), "min_visible": min_visible,
@@ -149,8 +166,10 @@ def evaluate_by_range(
     bins: list[float],
     min_visible: float = 0.3,
     min_height: float = 0.0,
+    loose_iou: float | None = None,
 ) -> dict[str, dict]:
-    """AP per band of ego distance: "lo-hi m" -> {mAP50, mAP50_95, per_class: {AP50, n_gt}}.
+    """AP per band of ego distance: "lo-hi m" -> {mAP50, mAP50_95, mAP_loose,
+    per_class: {AP50, AP_loose, n_gt}} (AP_loose None without `loose_iou`).
 
     In each band, objects outside it are ignored (iscrowd): detecting them neither helps nor
     costs, missing them costs nothing. A detection that matches no object at all is a false
@@ -159,10 +178,10 @@ def evaluate_by_range(
     out = {}
     for lo, hi in range_bands(bins):
         m = evaluate(records, detections, min_visible, min_height=min_height,
-                     distance_range=(lo, hi)).metrics
+                     distance_range=(lo, hi), loose_iou=loose_iou).metrics
         out[f"{lo:g}-{hi:g} m"] = {
-            "mAP50": m["mAP50"], "mAP50_95": m["mAP50_95"],
-            "per_class": {n: {"AP50": pc["AP50"], "n_gt": pc["n_gt"]}
+            "mAP50": m["mAP50"], "mAP50_95": m["mAP50_95"], "mAP_loose": m["mAP_loose"],
+            "per_class": {n: {"AP50": pc["AP50"], "AP_loose": pc["AP_loose"], "n_gt": pc["n_gt"]}
                           for n, pc in m["per_class"].items()}}
     return out
 

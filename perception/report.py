@@ -9,7 +9,7 @@ from pathlib import Path
 from perception.coco_eval import EvalResult
 from roadsight.io import atomic_write_bytes
 
-COLUMNS = ("AP50", "AP50_95", "precision", "recall", "n_gt")
+COLUMNS = ("AP50", "AP50_95", "AP_loose", "precision", "recall", "n_gt")
 
 
 def _fmt(v) -> str:
@@ -27,26 +27,41 @@ def rich_table(result: EvalResult, title: str = "detector"):
         table.add_column(c, justify="right")
     for name, pc in m["per_class"].items():
         table.add_row(name, *(_fmt(pc[c]) for c in COLUMNS))
-    n_gt = sum(pc["n_gt"] for pc in m["per_class"].values())
-    table.add_row("all (mean)", _fmt(m["mAP50"]), _fmt(m["mAP50_95"]), _fmt(m["precision"]),
-                  _fmt(m["recall"]), str(n_gt), style="bold")
+    overall = _overall(m)
+    table.add_row("all (mean)", *(_fmt(overall[c]) for c in COLUMNS), style="bold")
     return table
 
 
+def _overall(metrics: dict) -> dict:
+    """The "all" row: class means under the per-class column names, and the total n_gt."""
+    return {"AP50": metrics["mAP50"], "AP50_95": metrics["mAP50_95"],
+            "AP_loose": metrics["mAP_loose"], "precision": metrics["precision"],
+            "recall": metrics["recall"],
+            "n_gt": sum(pc["n_gt"] for pc in metrics["per_class"].values())}
+
+
 def range_table(by_range: dict[str, dict], title: str):
-    """A rich Table of AP50 per distance band (rows) and class (columns, with object counts)."""
+    """A rich Table of AP50 per distance band (rows) and class (columns, with object counts);
+    "AP50 / AP_loose (n)" when the bands carry AP at a loose IoU."""
     from rich.table import Table
 
     table = Table(title=title)
     table.add_column("distance")
-    names = list(next(iter(by_range.values()))["per_class"])
+    first = next(iter(by_range.values()))
+    names = list(first["per_class"])
+    loose = first.get("mAP_loose") is not None
+
+    def cell(ap50, ap_loose) -> str:
+        return f"{_fmt(ap50)} / {_fmt(ap_loose)}" if loose else _fmt(ap50)
+
+    head = "AP50 / AP_loose" if loose else "AP50"
     for name in names:
-        table.add_column(f"{name} AP50 (n)", justify="right")
-    table.add_column("mAP50", justify="right")
+        table.add_column(f"{name} {head} (n)", justify="right")
+    table.add_column(f"m{head}", justify="right")
     for band, m in by_range.items():
-        cells = [f"{_fmt(m['per_class'][n]['AP50'])} ({m['per_class'][n]['n_gt']})"
-                 for n in names]
-        table.add_row(band, *cells, _fmt(m["mAP50"]))
+        pcs = [m["per_class"][n] for n in names]
+        cells = [f"{cell(pc['AP50'], pc.get('AP_loose'))} ({pc['n_gt']})" for pc in pcs]
+        table.add_row(band, *cells, cell(m["mAP50"], m.get("mAP_loose")))
     return table
 
 
@@ -54,11 +69,9 @@ def write_csv(result: EvalResult, path: str | Path) -> None:
     buf = io.StringIO()
     w = csv.writer(buf)
     w.writerow(["class", *COLUMNS])
-    for name, pc in result.metrics["per_class"].items():
-        w.writerow([name, *("" if pc[c] is None else pc[c] for c in COLUMNS)])
-    m = result.metrics
-    w.writerow(["all", m["mAP50"], m["mAP50_95"], m["precision"], m["recall"],
-                sum(pc["n_gt"] for pc in m["per_class"].values())])
+    rows = [*result.metrics["per_class"].items(), ("all", _overall(result.metrics))]
+    for name, values in rows:
+        w.writerow([name, *("" if values[c] is None else values[c] for c in COLUMNS)])
     atomic_write_bytes(path, buf.getvalue().encode())
 
 

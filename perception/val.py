@@ -29,7 +29,13 @@ def validate(cfg: DictConfig, out: Path, camera: str = "bev") -> dict:
 
     from perception.backends import load_detector
     from perception.checkpoint import resolve_checkpoint
-    from perception.coco_eval import evaluate, evaluate_by_range, predict_records, range_bands
+    from perception.coco_eval import (
+        check_loose_iou,
+        evaluate,
+        evaluate_by_range,
+        predict_records,
+        range_bands,
+    )
     from perception.data import load_coco_dirs
     from perception.report import plot_pr_curves, range_table, rich_table, write_csv
 
@@ -39,6 +45,7 @@ def validate(cfg: DictConfig, out: Path, camera: str = "bev") -> dict:
         torch.set_num_threads(cfg.threads)
     if cfg.range_bins:
         range_bands(list(cfg.range_bins))  # a bad value fails before any inference
+    check_loose_iou(cfg.loose_iou)
     ckpt = resolve_checkpoint(cfg.checkpoint, camera)
     # a low threshold so that COCO sees the whole ranking; P/R are read at cfg.score_thresh
     detector, _ = load_detector(ckpt, cfg.backend, cfg.onnx, cfg.device, score_thresh=0.001,
@@ -49,9 +56,10 @@ def validate(cfg: DictConfig, out: Path, camera: str = "bev") -> dict:
     if corruption is not None and corruption.severity == 0:
         corruption = None
     detections = predict_records(detector, records, cfg.batch_size, corruption)
-    result = evaluate(records, detections, cfg.min_visible, cfg.score_thresh, cfg.min_height)
+    result = evaluate(records, detections, cfg.min_visible, cfg.score_thresh, cfg.min_height,
+                      loose_iou=cfg.loose_iou)
     by_range = evaluate_by_range(records, detections, list(cfg.range_bins), cfg.min_visible,
-                                 cfg.min_height) if cfg.range_bins else None
+                                 cfg.min_height, cfg.loose_iou) if cfg.range_bins else None
     cond = "clean" if corruption is None else f"{corruption.name} severity {corruption.severity}"
     metrics = {**result.metrics, "checkpoint": str(ckpt), "backend": cfg.backend,
                "corruption": None if corruption is None else

@@ -74,14 +74,18 @@ def test_val_detector_metrics_csv_and_pr_plot(trained, tmp_path):
         "val-detector", f"checkpoint={out / 'best.pt'}", f"data={data}", f"hydra.run.dir={tmp_path}"
     )
     m = json.loads((tmp_path / "metrics.json").read_text())
-    assert m["mAP50"] > 0.5 and 0 < m["mAP50_95"] <= m["mAP50"]
+    assert m["mAP50"] > 0.5 and 0 < m["mAP50_95"] <= m["mAP50"] <= m["mAP_loose"]
+    assert m["loose_iou"] == 0.1  # the config default
     for name in ("vehicle", "pedestrian", "obstacle"):
-        assert set(m["per_class"][name]) >= {"AP50", "AP50_95", "precision", "recall"}
-    assert (tmp_path / "per_class.csv").read_text().startswith("class,AP50,AP50_95")
+        assert set(m["per_class"][name]) >= {"AP50", "AP50_95", "AP_loose", "precision", "recall"}
+    csv_rows = (tmp_path / "per_class.csv").read_text().splitlines()
+    assert csv_rows[0] == "class,AP50,AP50_95,AP_loose,precision,recall,n_gt"
+    assert csv_rows[-1].startswith(f"all,{m['mAP50']},{m['mAP50_95']},{m['mAP_loose']},")
     assert cv2.imread(str(tmp_path / "pr_curve.png")) is not None
     # AP per band of ego distance (the synthetic frames carry no ego_xy: no object in any band)
     assert list(m["by_range"]) == ["0-20 m", "20-40 m", "40-80 m", "80-250 m"]
-    assert m["by_range"]["0-20 m"]["per_class"]["vehicle"] == {"AP50": None, "n_gt": 0}
+    assert m["by_range"]["0-20 m"]["per_class"]["vehicle"] == {"AP50": None, "AP_loose": None,
+                                                                "n_gt": 0}
 
 
 def test_val_detector_onnx_backend_under_corruption(trained, tmp_path):
@@ -226,6 +230,10 @@ def test_bad_inputs_fail_naming_the_file_and_keep_artefacts(trained, tmp_path):
                    "range_bins=[40,20]", f"hydra.run.dir={tmp_path / 'r'}", check=False)
     assert proc.returncode != 0
     assert "range_bins=[40, 20]: need two or more increasing" in proc.stderr
+    proc = run_cli("val-detector", f"checkpoint={out / 'best.pt'}", f"data={data}",
+                   "loose_iou=0.7", f"hydra.run.dir={tmp_path / 'l'}", check=False)
+    assert proc.returncode != 0
+    assert "loose_iou=0.7: choose an IoU in (0, 0.5), or null" in proc.stderr
 
 
 def test_missing_shipped_checkpoint_says_how_to_train_it(tmp_path):

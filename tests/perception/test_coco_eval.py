@@ -72,11 +72,33 @@ def test_ap_by_distance_scores_each_band_on_its_own_objects():
     d = {1: dets(near_far[0].boxes, [0, 0], [0.9, 0.8]), 2: dets(near_far[1].boxes[:1], [0], [0.9])}
     bands = evaluate_by_range(near_far, d, [0, 20, 80, 250])
     assert list(bands) == ["0-20 m", "20-80 m", "80-250 m"]
-    assert bands["0-20 m"]["per_class"]["vehicle"] == {"AP50": pytest.approx(1.0), "n_gt": 2}
+    assert bands["0-20 m"]["per_class"]["vehicle"] == {"AP50": pytest.approx(1.0),
+                                                        "AP_loose": None, "n_gt": 2}
     assert bands["20-80 m"]["per_class"]["vehicle"]["AP50"] == pytest.approx(0.5, abs=0.01)
     assert bands["20-80 m"]["per_class"]["vehicle"]["n_gt"] == 2
-    assert bands["80-250 m"]["per_class"]["vehicle"] == {"AP50": None, "n_gt": 0}
+    assert bands["80-250 m"]["per_class"]["vehicle"] == {"AP50": None, "AP_loose": None,
+                                                          "n_gt": 0}
     # records without ego_xy (distance NaN) fall in no band
     assert evaluate_by_range(RECORDS, d, [0, 1000])["0-1000 m"]["per_class"]["vehicle"]["n_gt"] == 0
     with pytest.raises(ValueError, match=r"range_bins=\[40, 20\]: need two or more increasing"):
         evaluate_by_range(near_far, d, [40, 20])
+
+
+def test_loose_iou_credits_boxes_that_are_found_but_misplaced():
+    # vehicle boxes shifted so that IoU is 1/3: a miss at IoU 0.5, a hit at IoU 0.1
+    shifted = {1: dets([[30, 10, 70, 30]], [0], [0.9]), 2: dets([[40, 60, 80, 90]], [0], [0.9])}
+    m = evaluate(RECORDS, shifted, loose_iou=0.1).metrics
+    vehicle = m["per_class"]["vehicle"]
+    assert vehicle["AP50"] == pytest.approx(0.0) and vehicle["AP_loose"] == pytest.approx(1.0)
+    assert m["loose_iou"] == 0.1 and m["mAP_loose"] == pytest.approx(0.5)  # pedestrians missed
+    # AP50_95 still averages COCO's ten thresholds only: perfect boxes stay at 1.0
+    perfect = {1: dets(RECORDS[0].boxes, RECORDS[0].cls, [0.9, 0.9]),
+               2: dets(RECORDS[1].boxes[:1], [0], [0.9])}
+    assert evaluate(RECORDS, perfect, loose_iou=0.1).metrics["mAP50_95"] == pytest.approx(1.0)
+    assert evaluate(RECORDS, shifted).metrics["per_class"]["vehicle"]["AP_loose"] is None
+    by_band = evaluate_by_range(
+        [ImageRecord(1, "im1.png", 200, 100, RECORDS[0].boxes[:1], np.array([0]), np.ones(1),
+                     distance=np.array([5.0]))], {1: shifted[1]}, [0, 20], loose_iou=0.1)
+    assert by_band["0-20 m"]["per_class"]["vehicle"]["AP_loose"] == pytest.approx(1.0)
+    with pytest.raises(ValueError, match=r"loose_iou=0.5: choose an IoU in \(0, 0.5\)"):
+        evaluate(RECORDS, shifted, loose_iou=0.5)
