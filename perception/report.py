@@ -107,6 +107,45 @@ def plot_training(runs: dict[str, str | Path], path: str | Path) -> None:
     _save_png(fig, path)
 
 
+def plot_range(runs: dict[str, str | Path], path: str | Path) -> None:
+    """AP per distance band, one panel per class, for val-detector runs (name -> run dir with
+    metrics.json): AP50 solid, AP at the loose IoU dashed when the run has it."""
+    import json
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    scored = {name: json.loads((Path(d) / "metrics.json").read_text()) for name, d in runs.items()}
+    for name, m in scored.items():
+        if not m.get("by_range"):
+            raise ValueError(f"{runs[name]}/metrics.json: no by_range (run with range_bins set)")
+    classes = list(next(iter(scored.values()))["by_range"].values())[0]["per_class"]
+    fig, axes = plt.subplots(1, len(classes), figsize=(4 * len(classes), 3.5), dpi=100,
+                             sharey=True)
+    for ax, cls in zip(axes, classes, strict=True):
+        for i, (name, m) in enumerate(scored.items()):
+            bands = list(m["by_range"])
+            x = range(len(bands))
+            pcs = [m["by_range"][b]["per_class"][cls] for b in bands]
+            line, = ax.plot(x, [_nan(pc["AP50"]) for pc in pcs], "o-", color=f"C{i}",
+                            label=f"{name} AP50")
+            if m.get("loose_iou") is not None:
+                ax.plot(x, [_nan(pc.get("AP_loose")) for pc in pcs], "o--", color=line.get_color(),
+                        alpha=0.6, label=f"{name} AP@{m['loose_iou']:g}")
+            ax.set_xticks(list(x), bands, fontsize=8)
+        ax.set(title=cls, xlabel="distance from the ego", ylim=(0, 1.02))
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel("AP")
+    axes[-1].legend(fontsize=8, loc="lower left")
+    _save_png(fig, path)
+
+
+def _nan(v: float | None) -> float:
+    return float("nan") if v is None else v
+
+
 def plot_pr_curves(result: EvalResult, path: str | Path, title: str = "PR at IoU 0.5") -> None:
     """Precision-recall curves per class (COCO's interpolated precision) as a PNG."""
     import matplotlib

@@ -9,7 +9,7 @@ import imageio.v2 as imageio
 import numpy as np
 import pytest
 
-from perception.report import plot_training, video_stills
+from perception.report import plot_range, plot_training, video_stills
 
 
 def test_training_plot_is_a_real_png(tmp_path):
@@ -42,4 +42,24 @@ def test_video_stills_tiles_the_chosen_frames_of_a_real_mp4(tmp_path):
     assert np.abs(stills[32, 144].astype(int) - colours[0]).max() < 40
     with pytest.raises(ValueError, match="clip.mp4: has no frame 7"):
         video_stills(video, [0, 7], tmp_path / "bad.png")
+    assert not (tmp_path / "bad.png").exists()
+
+
+def test_range_plot_draws_each_camera_and_names_a_run_without_bands(tmp_path):
+    def band(ap):
+        return {"per_class": {c: {"AP50": ap, "AP_loose": None if ap is None else ap + 0.1,
+                                  "n_gt": 3} for c in ("vehicle", "pedestrian")}}
+
+    for name, aps in {"bev": [0.9, 0.8], "front": [0.7, None]}.items():
+        (tmp_path / name).mkdir()
+        m = {"loose_iou": 0.1, "by_range": {"0-20 m": band(aps[0]), "20-40 m": band(aps[1])}}
+        (tmp_path / name / "metrics.json").write_text(json.dumps(m))
+    plot_range({"bev": tmp_path / "bev", "front": tmp_path / "front"}, tmp_path / "range.png")
+    image = cv2.imread(str(tmp_path / "range.png"))
+    # one panel per class side by side: twice as wide as high, give or take the margins
+    assert image is not None and image.shape[1] > 1.8 * image.shape[0] and image.std() > 10
+    (tmp_path / "none").mkdir()
+    (tmp_path / "none" / "metrics.json").write_text(json.dumps({"by_range": None}))
+    with pytest.raises(ValueError, match="none/metrics.json: no by_range"):
+        plot_range({"x": tmp_path / "none"}, tmp_path / "bad.png")
     assert not (tmp_path / "bad.png").exists()
