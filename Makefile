@@ -79,6 +79,11 @@ docs/detector_training.png: outputs/detector_bev/metrics.json outputs/detector_f
 	$(BIN)/python -c "from perception.report import plot_training; \
 	  plot_training({'bev': 'outputs/detector_bev', 'front': 'outputs/detector_front'}, '$@')"
 
+# The README's AP-by-distance plot, from the two clean test-split scores (make score-detector-%)
+docs/detector_range.png: outputs/detector_bev_test/metrics.json outputs/detector_front_test/metrics.json
+	$(BIN)/python -c "from perception.report import plot_range; \
+	  plot_range({'bev': 'outputs/detector_bev_test', 'front': 'outputs/detector_front_test'}, '$@')"
+
 # Four stills of the shipped front detector on the front test split (README results)
 docs/detect_front_example.png: models/detector_front.pt
 	$(BIN)/roadsight detect camera=front source=$(DATA)/front/urban_test/images \

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from perception.coco_eval import EvalResult
 from roadsight.io import atomic_write_bytes
+from sim.types import CLASSES
 
 COLUMNS = ("AP50", "AP50_95", "AP_loose", "precision", "recall", "n_gt")
 
@@ -121,7 +122,8 @@ def plot_range(runs: dict[str, str | Path], path: str | Path) -> None:
     for name, m in scored.items():
         if not m.get("by_range"):
             raise ValueError(f"{runs[name]}/metrics.json: no by_range (run with range_bins set)")
-    classes = list(next(iter(scored.values()))["by_range"].values())[0]["per_class"]
+    first_band = next(iter(next(iter(scored.values()))["by_range"].values()))
+    classes = [c for c in CLASSES if c in first_band["per_class"]]  # vehicle, pedestrian, ...
     fig, axes = plt.subplots(1, len(classes), figsize=(4 * len(classes), 3.5), dpi=100,
                              sharey=True)
     for ax, cls in zip(axes, classes, strict=True):
