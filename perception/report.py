@@ -48,9 +48,9 @@ def range_table(by_range: dict[str, dict], title: str):
 
     table = Table(title=title)
     table.add_column("distance")
-    first = next(iter(by_range.values()))
-    names = list(first["per_class"])
-    loose = first.get("mAP_loose") is not None
+    names = list(next(iter(by_range.values()))["per_class"])
+    # a band without objects has no AP at all: look for the loose AP in any band
+    loose = any(m.get("mAP_loose") is not None for m in by_range.values())
 
     def cell(ap50, ap_loose) -> str:
         return f"{_fmt(ap50)} / {_fmt(ap_loose)}" if loose else _fmt(ap50)

@@ -9,7 +9,7 @@ import imageio.v2 as imageio
 import numpy as np
 import pytest
 
-from perception.report import plot_range, plot_training, video_stills
+from perception.report import plot_range, plot_training, range_table, video_stills
 
 
 def test_training_plot_is_a_real_png(tmp_path):
@@ -63,3 +63,23 @@ def test_range_plot_draws_each_camera_and_names_a_run_without_bands(tmp_path):
     with pytest.raises(ValueError, match="none/metrics.json: no by_range"):
         plot_range({"x": tmp_path / "none"}, tmp_path / "bad.png")
     assert not (tmp_path / "bad.png").exists()
+
+
+def test_range_table_shows_the_loose_ap_when_any_band_has_it():
+    from rich.console import Console
+
+    def band(ap50, ap_loose, n):
+        pc = {"AP50": ap50, "AP_loose": ap_loose, "n_gt": n}
+        return {"mAP50": ap50, "mAP_loose": ap_loose, "per_class": {"vehicle": pc}}
+
+    def render(by_range) -> str:
+        console = Console(width=200, record=True)
+        console.print(range_table(by_range, "t"))
+        return console.export_text()
+
+    # the first band is empty (no AP at all); the second carries AP50 and the loose AP
+    text = render({"0-20 m": band(None, None, 0), "20-40 m": band(0.7, 0.8, 3)})
+    assert "vehicle AP50 / AP_loose (n)" in text and "0.700 / 0.800 (3)" in text
+    assert "- / - (0)" in text
+    text = render({"0-20 m": band(0.7, None, 3)})  # run without loose_iou
+    assert "0.700 (3)" in text and "AP_loose" not in text
