@@ -1,9 +1,10 @@
-"""Evaluation artefacts: a rich table, a per-class CSV and a PR-curve plot."""
+"""Evaluation artefacts: rich tables, a CSV, PR-curve, training and range plots, video stills."""
 
 from __future__ import annotations
 
 import csv
 import io
+import json
 from pathlib import Path
 
 from perception.coco_eval import EvalResult
@@ -76,6 +77,16 @@ def write_csv(result: EvalResult, path: str | Path) -> None:
     atomic_write_bytes(path, buf.getvalue().encode())
 
 
+def _pyplot():
+    """matplotlib.pyplot on the headless Agg backend (imported only when a plot is drawn)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
 def _save_png(fig, path: str | Path) -> None:
     import matplotlib.pyplot as plt
 
@@ -87,12 +98,7 @@ def _save_png(fig, path: str | Path) -> None:
 
 def plot_training(runs: dict[str, str | Path], path: str | Path) -> None:
     """Loss and val mAP50 per epoch for train-detector runs (name -> run dir with metrics.json)."""
-    import json
-
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = _pyplot()
 
     fig, (ax_loss, ax_map) = plt.subplots(1, 2, figsize=(9, 3.5), dpi=100)
     for name, run_dir in runs.items():
@@ -111,12 +117,7 @@ def plot_training(runs: dict[str, str | Path], path: str | Path) -> None:
 def plot_range(runs: dict[str, str | Path], path: str | Path) -> None:
     """AP per distance band, one panel per class, for val-detector runs (name -> run dir with
     metrics.json): AP50 solid, AP at the loose IoU dashed when the run has it."""
-    import json
-
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = _pyplot()
 
     scored = {name: json.loads((Path(d) / "metrics.json").read_text()) for name, d in runs.items()}
     for name, m in scored.items():
@@ -150,10 +151,7 @@ def _nan(v: float | None) -> float:
 
 def plot_pr_curves(result: EvalResult, path: str | Path, title: str = "PR at IoU 0.5") -> None:
     """Precision-recall curves per class (COCO's interpolated precision) as a PNG."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = _pyplot()
 
     fig, ax = plt.subplots(figsize=(5, 4), dpi=100)
     for name, prec in result.pr_curves.items():
