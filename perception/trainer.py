@@ -83,6 +83,17 @@ def precise_bn(model: torch.nn.Module, loader, max_batches: int, device: torch.d
         bn.momentum = momentum
 
 
+def init_weights(model: torch.nn.Module, path: str | Path, model_cfg: dict,
+                 device: torch.device) -> None:
+    """Start from another run's weights (fine-tuning): same architecture, fresh optimizer."""
+    state = load_checkpoint(path, map_location=device)
+    if state["model_cfg"] != model_cfg:
+        raise CheckpointError(f"checkpoint {path}: cannot start from it, its detector config "
+                              f"{state['model_cfg']} differs from detector={model_cfg}")
+    model.load_state_dict(state["state_dict"])
+    log.info("starting from the weights of %s", path)
+
+
 def train_detector(cfg: DictConfig, out_dir: str | Path) -> dict:
     """Train (or resume from OUT/last.pt) and return the final metrics dict."""
     out_dir = Path(out_dir)
@@ -125,6 +136,8 @@ def train_detector(cfg: DictConfig, out_dir: str | Path) -> dict:
         start_epoch, best, history = state["epoch"] + 1, state["best_mAP50"], state["history"]
         val_metrics = state["metrics"]
         log.info("resuming from %s at epoch %d", last_path, start_epoch + 1)
+    elif cfg.get("init"):
+        init_weights(model, cfg.init, model_cfg, device)
     log.info("detector: %d parameters, %d train images, device %s",
              count_parameters(model), len(train_records), device)
 
@@ -207,4 +220,4 @@ def train_detector(cfg: DictConfig, out_dir: str | Path) -> dict:
         tb.close()
     return {"epochs": cfg.epochs, "best_mAP50": best if val_records is not None else None,
             "last": val_metrics, "history": history, "params": count_parameters(model),
-            "train_images": len(train_records)}
+            "train_images": len(train_records), "init": cfg.get("init")}

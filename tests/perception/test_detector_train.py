@@ -96,6 +96,36 @@ def test_resume_refuses_another_architecture_and_keeps_last_pt(tmp_path):
     assert (tmp_path / "run" / "last.pt").read_bytes() == before
 
 
+def test_init_starts_a_fresh_run_from_trained_weights(tmp_path):
+    data = write_synthetic_coco(tmp_path / "ds", n_images=4, seed=5)
+    train_detector(train_cfg(data, data, "epochs=30"), tmp_path / "base")
+    base = load_checkpoint(tmp_path / "base" / "best.pt")
+    # one epoch at a tiny LR: from the base weights it scores like the base, from scratch it cannot
+    short = ("epochs=1", "lr=1e-6", "val_every=1")
+    tuned = train_detector(train_cfg(data, data, *short, f"init={tmp_path / 'base' / 'best.pt'}"),
+                           tmp_path / "tuned")
+    fresh = train_detector(train_cfg(data, data, *short), tmp_path / "fresh")
+    assert base["metrics"]["mAP50"] > 0.8, base["metrics"]
+    assert tuned["best_mAP50"] > base["metrics"]["mAP50"] - 0.1
+    assert fresh["best_mAP50"] < 0.2
+    assert tuned["init"] == str(tmp_path / "base" / "best.pt")
+    # a fresh optimizer and schedule: the new run counts its own epochs
+    assert load_checkpoint(tmp_path / "tuned" / "last.pt")["epoch"] == 0
+
+
+def test_init_refuses_another_architecture_or_a_missing_file(tmp_path):
+    data = write_synthetic_coco(tmp_path / "ds", n_images=2, seed=6)
+    train_detector(train_cfg(data, None, "epochs=1"), tmp_path / "base")
+    other = train_cfg(data, None, "epochs=1", "detector=small",
+                      f"init={tmp_path / 'base' / 'last.pt'}")
+    with pytest.raises(CheckpointError, match=r"base/last.pt: cannot start from it, its detector"):
+        train_detector(other, tmp_path / "run")
+    with pytest.raises(CheckpointError, match=r"nope.pt: file not found"):
+        train_detector(train_cfg(data, None, "epochs=1", f"init={tmp_path / 'nope.pt'}"),
+                       tmp_path / "run")
+    assert not (tmp_path / "run" / "last.pt").exists()
+
+
 @pytest.mark.slow
 def test_detector_learns_recorded_bev_frames(tmp_path):
     """A few real `roadsight record` frames: the small detector finds their objects."""
