@@ -22,8 +22,13 @@ def draw_boxes(
     classes: Sequence[str],
     texts: Sequence[str] | None = None,
     scale: int = 1,
+    label_min_height: int = 10,
 ) -> np.ndarray:
-    """A copy of `image` (RGB), upscaled `scale` times, with xyxy `boxes` drawn per class."""
+    """A copy of `image` (RGB), upscaled `scale` times, with xyxy `boxes` drawn per class.
+
+    Boxes drawn lower than `label_min_height` px get no text: far objects crowd the horizon, and
+    their labels would cover each other (the box colour still gives the class).
+    """
     out = (
         image
         if scale == 1
@@ -35,7 +40,7 @@ def draw_boxes(
         x0, y0, x1, y1 = (int(round(v * scale)) for v in box)
         color = CLASS_COLORS.get(cls, (255, 255, 255))
         cv2.rectangle(out, (x0, y0), (x1 - 1, y1 - 1), color, 1)
-        if texts is not None:
+        if texts is not None and y1 - y0 >= label_min_height:
             cv2.putText(
                 out,
                 texts[i],
