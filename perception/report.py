@@ -5,6 +5,8 @@ from __future__ import annotations
 import csv
 import io
 import json
+from collections.abc import Mapping, Sequence
+from itertools import pairwise
 from pathlib import Path
 
 from perception.coco_eval import EvalResult
@@ -96,16 +98,33 @@ def _save_png(fig, path: str | Path) -> None:
     atomic_write_bytes(path, buf.getvalue())
 
 
-def plot_training(runs: dict[str, str | Path], path: str | Path) -> None:
-    """Loss and val mAP50 per epoch for train-detector runs (name -> run dir with metrics.json)."""
+def chain_histories(run_dirs: Sequence[str | Path]) -> list[dict]:
+    """The per-epoch histories of runs trained one after the other (`init=` the previous
+    best.pt), epochs numbered on across the runs, each entry tagged with its run's index."""
+    chained: list[dict] = []
+    for stage, run_dir in enumerate(run_dirs):
+        offset = chained[-1]["epoch"] if chained else 0
+        history = json.loads((Path(run_dir) / "metrics.json").read_text())["history"]
+        chained += [{**h, "epoch": h["epoch"] + offset, "stage": stage} for h in history]
+    return chained
+
+
+def plot_training(runs: Mapping[str, str | Path | Sequence[str | Path]], path: str | Path) -> None:
+    """Loss and val mAP50 per epoch for train-detector runs (name -> run dir with metrics.json,
+    or a list of run dirs trained one after the other; a dotted line marks each new stage)."""
     plt = _pyplot()
 
     fig, (ax_loss, ax_map) = plt.subplots(1, 2, figsize=(9, 3.5), dpi=100)
-    for name, run_dir in runs.items():
-        history = json.loads((Path(run_dir) / "metrics.json").read_text())["history"]
+    for i, (name, run_dirs) in enumerate(runs.items()):
+        stages = [run_dirs] if isinstance(run_dirs, str | Path) else list(run_dirs)
+        history = chain_histories(stages)
         epochs = [h["epoch"] for h in history]
-        ax_loss.plot(epochs, [h["loss_total"] for h in history], label=name)
-        ax_map.plot(epochs, [h["val_mAP50"] for h in history], label=name)
+        ax_loss.plot(epochs, [h["loss_total"] for h in history], color=f"C{i}", label=name)
+        ax_map.plot(epochs, [h["val_mAP50"] for h in history], color=f"C{i}", label=name)
+        for prev, h in pairwise(history):
+            if h["stage"] != prev["stage"]:
+                for ax in (ax_loss, ax_map):
+                    ax.axvline(prev["epoch"] + 0.5, color=f"C{i}", ls=":", alpha=0.6)
     ax_loss.set(xlabel="epoch", ylabel="train loss", yscale="log", title="training loss")
     ax_map.set(xlabel="epoch", ylabel="val mAP50", ylim=(0, 1), title="validation mAP50")
     for ax in (ax_loss, ax_map):

@@ -9,7 +9,13 @@ import imageio.v2 as imageio
 import numpy as np
 import pytest
 
-from perception.report import plot_range, plot_training, range_table, video_stills
+from perception.report import (
+    chain_histories,
+    plot_range,
+    plot_training,
+    range_table,
+    video_stills,
+)
 
 
 def test_training_plot_is_a_real_png(tmp_path):
@@ -20,6 +26,21 @@ def test_training_plot_is_a_real_png(tmp_path):
     plot_training({"bev": run}, tmp_path / "curves.png")
     image = cv2.imread(str(tmp_path / "curves.png"))
     assert image is not None and image.shape[1] > image.shape[0] > 200 and image.std() > 10
+
+
+def test_a_fine_tuning_run_continues_the_epochs_of_the_run_it_started_from(tmp_path):
+    for name, maps in {"base": [0.2, 0.4, 0.5], "ft": [0.55, 0.6]}.items():
+        (tmp_path / name).mkdir()
+        history = [{"epoch": e, "loss_total": 1.0, "val_mAP50": m}
+                   for e, m in enumerate(maps, start=1)]
+        (tmp_path / name / "metrics.json").write_text(json.dumps({"history": history}))
+    chained = chain_histories([tmp_path / "base", tmp_path / "ft"])
+    assert [h["epoch"] for h in chained] == [1, 2, 3, 4, 5]
+    assert [h["val_mAP50"] for h in chained] == [0.2, 0.4, 0.5, 0.55, 0.6]
+    assert [h["stage"] for h in chained] == [0, 0, 0, 1, 1]
+    plot_training({"front": [tmp_path / "base", tmp_path / "ft"], "bev": tmp_path / "base"},
+                  tmp_path / "curves.png")
+    assert cv2.imread(str(tmp_path / "curves.png")) is not None
 
 
 def test_training_plot_names_a_run_without_history(tmp_path):
