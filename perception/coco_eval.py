@@ -64,6 +64,16 @@ def coco_ground_truth(records: list[ImageRecord], min_visible: float,
     return {"images": images, "annotations": anns, "categories": cats}
 
 
+def coco_results(detections: dict[int, Detections]) -> list[dict]:
+    """Detections in the COCO results format (xywh boxes, 1-based category ids)."""
+    return [
+        {"image_id": img_id, "category_id": int(c) + 1, "score": float(s),
+         "bbox": [float(b[0]), float(b[1]), float(b[2] - b[0]), float(b[3] - b[1])]}
+        for img_id, d in detections.items()
+        for b, c, s in zip(d.boxes, d.cls, d.score, strict=True)
+    ]
+
+
 def check_loose_iou(loose_iou: float | None) -> None:
     """ValueError naming `loose_iou` unless it is None or an IoU in (0, 0.5)."""
     if loose_iou is not None and not 0.0 < loose_iou < 0.5:
@@ -91,12 +101,7 @@ def evaluate(
     gt.dataset = coco_ground_truth(records, min_visible, min_height, distance_range)
     with contextlib.redirect_stdout(io.StringIO()):
         gt.createIndex()
-    dets = [
-        {"image_id": img_id, "category_id": int(c) + 1, "score": float(s),
-         "bbox": [float(b[0]), float(b[1]), float(b[2] - b[0]), float(b[3] - b[1])]}
-        for img_id, d in detections.items()
-        for b, c, s in zip(d.boxes, d.cls, d.score, strict=True)
-    ]
+    dets = coco_results(detections)
     n_gt = {name: 0 for name in CLASSES}
     for a in gt.dataset["annotations"]:
         if not a["iscrowd"]:

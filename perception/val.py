@@ -1,7 +1,8 @@
 """`roadsight val-detector checkpoint=FILE data=DIR hydra.run.dir=OUT`: COCO mAP of a detector.
 
 Writes OUT/metrics.json (mAP50, mAP50_95, per_class.<name>.AP50/AP50_95, precision, recall,
-by_range.<band>), OUT/per_class.csv, OUT/pr_curve.png and OUT/run.json; prints tables.
+by_range.<band>), OUT/per_class.csv, OUT/pr_curve.png, OUT/run.json, and what was scored in COCO
+format (OUT/ground_truth.json, ignored objects iscrowd=1; OUT/detections.json); prints tables.
 """
 
 from __future__ import annotations
@@ -31,6 +32,8 @@ def validate(cfg: DictConfig, out: Path, camera: str = "bev") -> dict:
     from perception.checkpoint import resolve_checkpoint
     from perception.coco_eval import (
         check_loose_iou,
+        coco_ground_truth,
+        coco_results,
         evaluate,
         evaluate_by_range,
         predict_records,
@@ -66,6 +69,10 @@ def validate(cfg: DictConfig, out: Path, camera: str = "bev") -> dict:
                {"name": corruption.name, "severity": corruption.severity},
                "data": data, "by_range": by_range}
     atomic_write_json(out / "metrics.json", metrics)
+    # what was scored, for analysis with any COCO tool: COCO(ground_truth).loadRes(detections)
+    atomic_write_json(out / "ground_truth.json",
+                      coco_ground_truth(records, cfg.min_visible, cfg.min_height))
+    atomic_write_json(out / "detections.json", coco_results(detections))
     write_csv(result, out / "per_class.csv")
     plot_pr_curves(result, out / "pr_curve.png", f"PR at IoU 0.5 ({cond})")
     console = Console()

@@ -14,6 +14,8 @@ import onnxruntime as ort
 import pytest
 import torch
 from hydra.utils import instantiate
+from pycocotools.coco import COCO
+from pycocotools.cocoeval import COCOeval
 
 from perception.backends import OnnxBackend, TorchBackend
 from perception.checkpoint import build_model, load_checkpoint
@@ -86,6 +88,13 @@ def test_val_detector_metrics_csv_and_pr_plot(trained, tmp_path):
     assert list(m["by_range"]) == ["0-20 m", "20-40 m", "40-80 m", "80-250 m"]
     assert m["by_range"]["0-20 m"]["per_class"]["vehicle"] == {"AP50": None, "AP_loose": None,
                                                                 "n_gt": 0}
+    # what was scored is written in COCO format: plain pycocotools re-scores it to the same mAP50
+    gt = COCO(str(tmp_path / "ground_truth.json"))
+    ev = COCOeval(gt, gt.loadRes(str(tmp_path / "detections.json")), "bbox")
+    ev.evaluate()
+    ev.accumulate()
+    ev.summarize()
+    assert ev.stats[1] == pytest.approx(m["mAP50"], abs=1e-6)
 
 
 def test_val_detector_onnx_backend_under_corruption(trained, tmp_path):
