@@ -6,6 +6,7 @@ preprocess config and the metrics; training checkpoints add optimizer/scheduler/
 
 from __future__ import annotations
 
+import inspect
 import io
 import pickle
 from pathlib import Path
@@ -91,6 +92,16 @@ def check_state_dict(model: torch.nn.Module, state_dict: dict, path: str | Path)
         raise CheckpointError(
             f"checkpoint {path}: weights from another architecture ({len(problems)} mismatches, "
             f"e.g. {'; '.join(problems[:3])})")
+
+
+def architecture(model_cfg: dict) -> dict:
+    """A detector config with every constructor default filled in: configs written before an
+    option existed compare equal to ones that set it to its default."""
+    from hydra.utils import get_class
+
+    params = inspect.signature(get_class(model_cfg["_target_"])).parameters
+    defaults = {k: p.default for k, p in params.items() if p.default is not inspect.Parameter.empty}
+    return {**defaults, **model_cfg}
 
 
 def resolve_checkpoint(checkpoint: str | None, camera: str = "bev") -> Path:

@@ -49,6 +49,9 @@ class CenterNet(nn.Module):
         num_classes: heatmap channels (len(CLASSES) by default).
         out_stride: 4, or 2 (one more top-down level, fed by the stride-2 stage; about 2.5x the
             training cost) for objects only a few pixels high.
+        stem_channels: > 0 adds a stride-1 3x3 conv of that width before the stride-2 stage, so
+            the finest features see every input pixel through more than 3 channels; for objects
+            1-3 px high, whose box edges fall inside one output cell. 0: none.
     """
 
     def __init__(
@@ -60,6 +63,7 @@ class CenterNet(nn.Module):
         num_classes: int = len(CLASSES),
         prior_prob: float = 0.01,
         out_stride: int = STRIDE,
+        stem_channels: int = 0,
     ):
         super().__init__()
         widths, depths = list(widths), list(depths)
@@ -71,7 +75,11 @@ class CenterNet(nn.Module):
                              f"widths={widths} depths={depths}")
         self.num_classes = num_classes
         self.feature_channels = neck_channels
-        stages, c_in = [], 3
+        if stem_channels < 0:
+            raise ValueError(f"detector.stem_channels={stem_channels!r}: choose 0 (none) or more")
+        # an empty Sequential when off: stem-less checkpoints keep their state_dict keys
+        self.stem = nn.Sequential(*([conv_bn_relu(3, stem_channels)] if stem_channels else []))
+        stages, c_in = [], stem_channels or 3
         for w, d in zip(widths, depths, strict=True):
             blocks = [conv_bn_relu(c_in, w, stride=2)] + [conv_bn_relu(w, w) for _ in range(d)]
             stages.append(nn.Sequential(*blocks))
@@ -105,6 +113,7 @@ class CenterNet(nn.Module):
             raise ValueError(f"CenterNet expects (B, 3, H, W) with H, W multiples of 16, "
                              f"got {tuple(x.shape)}")
         skips = []
+        x = self.stem(x)
         for stage in self.stages:
             x = stage(x)
             skips.append(x)

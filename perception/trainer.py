@@ -18,7 +18,13 @@ from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
 
 from perception.backends import Detector, TorchBackend, resolve_device
-from perception.checkpoint import FORMAT, CheckpointError, load_checkpoint, save_checkpoint
+from perception.checkpoint import (
+    FORMAT,
+    CheckpointError,
+    architecture,
+    load_checkpoint,
+    save_checkpoint,
+)
 from perception.coco_eval import evaluate_detector
 from perception.data import DetectionDataset, load_coco_dirs, make_loader
 from perception.losses import detector_loss
@@ -87,7 +93,7 @@ def init_weights(model: torch.nn.Module, path: str | Path, model_cfg: dict,
                  device: torch.device) -> None:
     """Start from another run's weights (fine-tuning): same architecture, fresh optimizer."""
     state = load_checkpoint(path, map_location=device)
-    if state["model_cfg"] != model_cfg:
+    if architecture(state["model_cfg"]) != architecture(model_cfg):
         raise CheckpointError(f"checkpoint {path}: cannot start from it, its detector config "
                               f"{state['model_cfg']} differs from detector={model_cfg}")
     model.load_state_dict(state["state_dict"])
@@ -124,7 +130,7 @@ def train_detector(cfg: DictConfig, out_dir: str | Path) -> dict:
     val_metrics: dict = {}
     if last_path.exists():
         state = load_checkpoint(last_path, map_location=device)
-        if state["model_cfg"] != model_cfg:
+        if architecture(state["model_cfg"]) != architecture(model_cfg):
             raise CheckpointError(f"checkpoint {last_path}: cannot resume, its detector config "
                                   f"{state['model_cfg']} differs from detector={model_cfg}; "
                                   f"use a fresh hydra.run.dir")

@@ -9,7 +9,9 @@ import torch
 from perception.checkpoint import (
     FORMAT,
     CheckpointError,
+    architecture,
     build_model,
+    check_state_dict,
     load_checkpoint,
     resolve_checkpoint,
     save_checkpoint,
@@ -84,6 +86,28 @@ def test_stride_2_model_keeps_stride_4_weights_and_doubles_resolution():
     assert coarse_keys < set(fine.state_dict())
     with pytest.raises(ValueError, match=r"detector.out_stride=8: choose one of \(2, 4\)"):
         CenterNet(**TINY, out_stride=8)
+
+
+def test_stride_1_stem_feeds_the_first_stage_and_is_off_by_default():
+    plain, stem = CenterNet(**TINY, out_stride=2), CenterNet(**TINY, out_stride=2, stem_channels=8)
+    assert len(plain.stem) == 0 and not any(k.startswith("stem") for k in plain.state_dict())
+    assert stem.stem[0][0].weight.shape == (8, 3, 3, 3)  # full resolution: stride 1
+    assert stem.stem[0][0].stride == (1, 1)
+    assert stem.stages[0][0][0].weight.shape[1] == 8  # the stride-2 stage reads the stem
+    out = stem.eval()(torch.zeros(1, 3, 64, 128))
+    assert out.heatmap.shape == plain.eval()(torch.zeros(1, 3, 64, 128)).heatmap.shape
+    # the stem changes what the first stage sees, so the rest of the weights are not shared
+    with pytest.raises(CheckpointError, match="another architecture"):
+        check_state_dict(stem, plain.state_dict(), "plain.pt")
+    with pytest.raises(ValueError, match=r"detector.stem_channels=-1: choose 0 \(none\)"):
+        CenterNet(**TINY, stem_channels=-1)
+
+
+def test_configs_from_before_an_option_existed_are_the_same_architecture():
+    old = {"_target_": "perception.model.CenterNet", **TINY, "out_stride": 2}
+    assert architecture(old) == architecture({**old, "stem_channels": 0})
+    assert architecture(old) != architecture({**old, "stem_channels": 8})
+    assert architecture(old) != architecture({**old, "out_stride": 4})
 
 
 def test_loss_falls_when_fitting_one_target():

@@ -44,10 +44,10 @@ def ap50_on(checkpoint, data_dir, score_thresh=0.001):
     return evaluate_detector(det, load_coco_dirs(data_dir)).metrics
 
 
-@pytest.mark.parametrize("out_stride", [4, 2])
-def test_tiny_detector_learns_synthetic_frames(tmp_path, out_stride):
+@pytest.mark.parametrize("arch", ["out_stride=4", "out_stride=2", "out_stride=2 stem_channels=8"])
+def test_tiny_detector_learns_synthetic_frames(tmp_path, arch):
     data = write_synthetic_coco(tmp_path / "ds", n_images=8, seed=1)
-    cfg = train_cfg(data, data, "epochs=40", f"detector.out_stride={out_stride}")
+    cfg = train_cfg(data, data, "epochs=40", *(f"detector.{a}" for a in arch.split()))
     metrics = train_detector(cfg, tmp_path / "run")
     hist = metrics["history"]
     assert hist[-1]["loss_total"] < 0.25 * hist[0]["loss_total"]
