@@ -156,13 +156,70 @@ def evaluate(
     return result
 
 
-def range_bands(bins: list[float]) -> list[tuple[float, float]]:
-    """[0, 20, 40] -> [(0, 20), (20, 40)]; ValueError naming `range_bins` unless increasing."""
+def range_bands(bins: list[float], key: str = "range_bins",
+                what: str = "distances [m]") -> list[tuple[float, float]]:
+    """[0, 20, 40] -> [(0, 20), (20, 40)]; ValueError naming `key` unless increasing."""
     edges = [float(b) for b in bins]
     bands = list(itertools.pairwise(edges))
     if not bands or any(lo >= hi for lo, hi in bands):
-        raise ValueError(f"range_bins={list(bins)}: need two or more increasing distances [m]")
+        raise ValueError(f"{key}={list(bins)}: need two or more increasing {what}")
     return bands
+
+
+def height_bands(bins: list[float]) -> list[tuple[float, float]]:
+    return range_bands(bins, "height_bins", "box heights [px]")
+
+
+def recall_by_height(
+    records: list[ImageRecord],
+    detections: dict[int, Detections],
+    bins: list[float],
+    min_visible: float = 0.3,
+    score_thresh: float = 0.3,
+    loose_iou: float | None = None,
+) -> dict[str, dict]:
+    """Recall at the operating point per band of box height: "lo-hi px" -> {per_class: {n_gt,
+    recall50, recall_loose}} (lo <= height < hi; recall_loose None without `loose_iou`).
+
+    An object counts as found when a detection of its class with score >= `score_thresh` is
+    matched to it by COCOeval (greedy by score, IoU >= 0.5, or >= `loose_iou`). recall_loose -
+    recall50 is the share found but boxed too loosely; 1 - recall_loose is the share missed.
+    """
+    check_loose_iou(loose_iou)
+    bands = height_bands(bins)
+    gt = COCO()
+    gt.dataset = coco_ground_truth(records, min_visible)
+    with contextlib.redirect_stdout(io.StringIO()):
+        gt.createIndex()
+    dets = [d for d in coco_results(detections) if d["score"] >= score_thresh]
+    ious = [0.5] if loose_iou is None else [0.5, loose_iou]
+    found: list[tuple[int, float, np.ndarray]] = []  # (class index, height, matched per IoU)
+    if dets:
+        with contextlib.redirect_stdout(io.StringIO()):
+            ev = COCOeval(gt, gt.loadRes(dets), "bbox")
+            ev.params.imgIds = [r.id for r in records]
+            ev.params.iouThrs = np.array(ious)
+            ev.params.areaRng, ev.params.areaRngLbl = [[0.0, 1e10]], ["all"]
+            ev.params.maxDets = [max(len(d.score) for d in detections.values())]
+            ev.evaluate()
+        for e in ev.evalImgs:
+            if e is not None:
+                found += [(e["category_id"] - 1, gt.anns[g]["bbox"][3], m > 0)
+                          for g, m, ign in zip(e["gtIds"], e["gtMatches"].T, e["gtIgnore"],
+                                               strict=True) if not ign]
+    else:  # nothing detected: every object is missed
+        found = [(a["category_id"] - 1, a["bbox"][3], np.zeros(len(ious), bool))
+                 for a in gt.dataset["annotations"] if not a["iscrowd"]]
+    out = {}
+    for lo, hi in bands:
+        per_class = {}
+        for k, name in enumerate(CLASSES):
+            hits = [m for c, h, m in found if c == k and lo <= h < hi]
+            rec = np.mean(hits, axis=0) if hits else [None] * len(ious)
+            per_class[name] = {"n_gt": len(hits), "recall50": _nan_to_none(rec[0]),
+                               "recall_loose": _nan_to_none(rec[1]) if loose_iou else None}
+        out[f"{lo:g}-{hi:g} px"] = {"per_class": per_class}
+    return out
 
 
 def evaluate_by_range(

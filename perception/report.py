@@ -69,6 +69,31 @@ def range_table(by_range: dict[str, dict], title: str):
     return table
 
 
+def band_start(label: str) -> float:
+    """"40-80 m" -> 40.0: orders band labels by value ("5-10" before "10-20")."""
+    return float(label.split("-", 1)[0])
+
+
+def height_table(by_height: dict[str, dict], title: str):
+    """A rich Table of recall per box-height band (rows) and class: "recall50 / recall_loose (n)"
+    when the bands carry recall at a loose IoU."""
+    from rich.table import Table
+
+    table = Table(title=title)
+    table.add_column("height")
+    names = list(next(iter(by_height.values()))["per_class"])
+    loose = any(pc["recall_loose"] is not None for m in by_height.values()
+                for pc in m["per_class"].values())
+    for name in names:
+        table.add_column(f"{name} recall@0.5{' / loose' if loose else ''} (n)", justify="right")
+    for band, m in by_height.items():
+        pcs = [m["per_class"][n] for n in names]
+        table.add_row(band, *(f"{_fmt(pc['recall50'])}"
+                              f"{' / ' + _fmt(pc['recall_loose']) if loose else ''} ({pc['n_gt']})"
+                              for pc in pcs))
+    return table
+
+
 def write_csv(result: EvalResult, path: str | Path) -> None:
     buf = io.StringIO()
     w = csv.writer(buf)
@@ -148,7 +173,7 @@ def plot_range(runs: dict[str, str | Path], path: str | Path) -> None:
                              sharey=True)
     for ax, cls in zip(axes, classes, strict=True):
         for i, (name, m) in enumerate(scored.items()):
-            bands = list(m["by_range"])
+            bands = sorted(m["by_range"], key=band_start)  # metrics.json sorts keys as text
             x = range(len(bands))
             pcs = [m["by_range"][b]["per_class"][cls] for b in bands]
             line, = ax.plot(x, [_nan(pc["AP50"]) for pc in pcs], "o-", color=f"C{i}",

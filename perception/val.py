@@ -1,8 +1,9 @@
 """`roadsight val-detector checkpoint=FILE data=DIR hydra.run.dir=OUT`: COCO mAP of a detector.
 
 Writes OUT/metrics.json (mAP50, mAP50_95, per_class.<name>.AP50/AP50_95, precision, recall,
-by_range.<band>), OUT/per_class.csv, OUT/pr_curve.png, OUT/run.json, and what was scored in COCO
-format (OUT/ground_truth.json, ignored objects iscrowd=1; OUT/detections.json); prints tables.
+by_range.<band>, by_height.<band>), OUT/per_class.csv, OUT/pr_curve.png, OUT/run.json, and what
+was scored in COCO format (OUT/ground_truth.json, ignored objects iscrowd=1;
+OUT/detections.json); prints tables.
 """
 
 from __future__ import annotations
@@ -36,11 +37,19 @@ def validate(cfg: DictConfig, out: Path, camera: str = "bev") -> dict:
         coco_results,
         evaluate,
         evaluate_by_range,
+        height_bands,
         predict_records,
         range_bands,
+        recall_by_height,
     )
     from perception.data import load_coco_dirs
-    from perception.report import plot_pr_curves, range_table, rich_table, write_csv
+    from perception.report import (
+        height_table,
+        plot_pr_curves,
+        range_table,
+        rich_table,
+        write_csv,
+    )
 
     if cfg.get("threads"):
         import torch
@@ -48,6 +57,8 @@ def validate(cfg: DictConfig, out: Path, camera: str = "bev") -> dict:
         torch.set_num_threads(cfg.threads)
     if cfg.range_bins:
         range_bands(list(cfg.range_bins))  # a bad value fails before any inference
+    if cfg.height_bins:
+        height_bands(list(cfg.height_bins))
     check_loose_iou(cfg.loose_iou)
     ckpt = resolve_checkpoint(cfg.checkpoint, camera)
     # a low threshold so that COCO sees the whole ranking; P/R are read at cfg.score_thresh
@@ -63,11 +74,13 @@ def validate(cfg: DictConfig, out: Path, camera: str = "bev") -> dict:
                       loose_iou=cfg.loose_iou)
     by_range = evaluate_by_range(records, detections, list(cfg.range_bins), cfg.min_visible,
                                  cfg.min_height, cfg.loose_iou) if cfg.range_bins else None
+    by_height = recall_by_height(records, detections, list(cfg.height_bins), cfg.min_visible,
+                                 cfg.score_thresh, cfg.loose_iou) if cfg.height_bins else None
     cond = "clean" if corruption is None else f"{corruption.name} severity {corruption.severity}"
     metrics = {**result.metrics, "checkpoint": str(ckpt), "backend": cfg.backend,
                "corruption": None if corruption is None else
                {"name": corruption.name, "severity": corruption.severity},
-               "data": data, "by_range": by_range}
+               "data": data, "by_range": by_range, "by_height": by_height}
     atomic_write_json(out / "metrics.json", metrics)
     # what was scored, for analysis with any COCO tool: COCO(ground_truth).loadRes(detections)
     atomic_write_json(out / "ground_truth.json",
@@ -79,6 +92,9 @@ def validate(cfg: DictConfig, out: Path, camera: str = "bev") -> dict:
     console.print(rich_table(result, f"{ckpt.name} on {len(records)} images ({cond})"))
     if by_range:
         console.print(range_table(by_range, "AP50 by distance from the ego"))
+    if by_height:
+        console.print(height_table(by_height, f"recall at score >= {cfg.score_thresh:g} by box "
+                                              f"height"))
     return metrics
 
 

@@ -20,6 +20,7 @@ from pycocotools.cocoeval import COCOeval
 from perception.backends import OnnxBackend, TorchBackend
 from perception.checkpoint import build_model, load_checkpoint
 from perception.decode import decode
+from perception.report import band_start
 from perception.synthetic import write_synthetic_coco
 
 ROADSIGHT = str(Path(sys.executable).with_name("roadsight"))
@@ -88,6 +89,13 @@ def test_val_detector_metrics_csv_and_pr_plot(trained, tmp_path):
     assert list(m["by_range"]) == ["0-20 m", "20-40 m", "40-80 m", "80-250 m"]
     assert m["by_range"]["0-20 m"]["per_class"]["vehicle"] == {"AP50": None, "AP_loose": None,
                                                                 "n_gt": 0}
+    # recall by box height: every counted object falls in one band
+    assert sorted(m["by_height"], key=band_start) == ["0-3 px", "3-4 px", "4-6 px", "6-12 px",
+                                                      "12-1000 px"]
+    for name, pc in m["per_class"].items():
+        bands = [b["per_class"][name] for b in m["by_height"].values()]
+        assert sum(b["n_gt"] for b in bands) == pc["n_gt"]
+        assert all(b["recall50"] is None or b["recall50"] <= b["recall_loose"] for b in bands)
     # what was scored is written in COCO format: plain pycocotools re-scores it to the same mAP50
     gt = COCO(str(tmp_path / "ground_truth.json"))
     ev = COCOeval(gt, gt.loadRes(str(tmp_path / "detections.json")), "bbox")
@@ -243,6 +251,10 @@ def test_bad_inputs_fail_naming_the_file_and_keep_artefacts(trained, tmp_path):
                    "loose_iou=0.7", f"hydra.run.dir={tmp_path / 'l'}", check=False)
     assert proc.returncode != 0
     assert "loose_iou=0.7: choose an IoU in (0, 0.5), or null" in proc.stderr
+    proc = run_cli("val-detector", f"checkpoint={out / 'best.pt'}", f"data={data}",
+                   "height_bins=[4]", f"hydra.run.dir={tmp_path / 'h'}", check=False)
+    assert proc.returncode != 0
+    assert "height_bins=[4]: need two or more increasing box heights [px]" in proc.stderr
 
 
 def test_missing_shipped_checkpoint_says_how_to_train_it(tmp_path):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from perception.coco_eval import evaluate, evaluate_by_range
+from perception.coco_eval import evaluate, evaluate_by_range, recall_by_height
 from perception.data import ImageRecord
 from perception.decode import Detections
 
@@ -102,3 +102,24 @@ def test_loose_iou_credits_boxes_that_are_found_but_misplaced():
     assert by_band["0-20 m"]["per_class"]["vehicle"]["AP_loose"] == pytest.approx(1.0)
     with pytest.raises(ValueError, match=r"loose_iou=0.5: choose an IoU in \(0, 0.5\)"):
         evaluate(RECORDS, shifted, loose_iou=0.5)
+
+
+def test_recall_by_height_splits_found_misplaced_and_missed_objects():
+    d = {1: dets([[10, 10, 50, 30], [100, 40, 108, 50]], [0, 1], [0.9, 0.2]),  # ped under 0.3
+         2: dets([[40, 60, 80, 90]], [0], [0.9])}  # vehicle at IoU 1/3
+    by_h = recall_by_height(RECORDS, d, [0, 15, 100], score_thresh=0.3, loose_iou=0.1)
+    assert list(by_h) == ["0-15 px", "15-100 px"]
+    small, large = by_h["0-15 px"]["per_class"], by_h["15-100 px"]["per_class"]
+    # the 10 px pedestrian of image 2 is 10% visible: ignored, not counted
+    assert small["pedestrian"] == {"n_gt": 1, "recall50": 0.0, "recall_loose": 0.0}
+    assert small["vehicle"] == {"n_gt": 0, "recall50": None, "recall_loose": None}
+    assert large["vehicle"] == {"n_gt": 2, "recall50": 0.5, "recall_loose": 1.0}
+    # a lower operating point finds the pedestrian; without loose_iou there is no loose recall
+    low = recall_by_height(RECORDS, d, [0, 15, 100], score_thresh=0.1)
+    assert low["0-15 px"]["per_class"]["pedestrian"] == {"n_gt": 1, "recall50": 1.0,
+                                                         "recall_loose": None}
+    nothing = recall_by_height(RECORDS, {1: dets([], [], []), 2: dets([], [], [])}, [0, 100])
+    assert nothing["0-100 px"]["per_class"]["vehicle"] == {"n_gt": 2, "recall50": 0.0,
+                                                           "recall_loose": None}
+    with pytest.raises(ValueError, match=r"height_bins=\[5, 3\]: need two or more increasing"):
+        recall_by_height(RECORDS, d, [5, 3])
