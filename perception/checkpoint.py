@@ -104,6 +104,15 @@ def architecture(model_cfg: dict) -> dict:
     return {**defaults, **model_cfg}
 
 
+def check_architecture(state: dict, model_cfg: dict, path: str | Path, cannot: str,
+                       hint: str = "") -> None:
+    """CheckpointError "checkpoint PATH: cannot CANNOT, ..." unless the checkpoint's detector
+    config is the same architecture as `model_cfg` (constructor defaults filled in)."""
+    if architecture(state["model_cfg"]) != architecture(model_cfg):
+        raise CheckpointError(f"checkpoint {path}: cannot {cannot}, its detector config "
+                              f"{state['model_cfg']} differs from detector={model_cfg}{hint}")
+
+
 def resolve_checkpoint(checkpoint: str | None, camera: str = "bev") -> Path:
     """The given checkpoint, or the shipped default models/detector_<camera>.pt."""
     if checkpoint:

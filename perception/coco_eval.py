@@ -64,6 +64,15 @@ def coco_ground_truth(records: list[ImageRecord], min_visible: float,
     return {"images": images, "annotations": anns, "categories": cats}
 
 
+def indexed(dataset: dict) -> COCO:
+    """A pycocotools COCO object over a ground-truth dict, indexed quietly."""
+    gt = COCO()
+    gt.dataset = dataset
+    with contextlib.redirect_stdout(io.StringIO()):
+        gt.createIndex()
+    return gt
+
+
 def coco_results(detections: dict[int, Detections]) -> list[dict]:
     """Detections in the COCO results format (xywh boxes, 1-based category ids)."""
     return [
@@ -97,10 +106,7 @@ def evaluate(
     costs, the rest is missed or spurious objects.
     """
     check_loose_iou(loose_iou)
-    gt = COCO()
-    gt.dataset = coco_ground_truth(records, min_visible, min_height, distance_range)
-    with contextlib.redirect_stdout(io.StringIO()):
-        gt.createIndex()
+    gt = indexed(coco_ground_truth(records, min_visible, min_height, distance_range))
     dets = coco_results(detections)
     n_gt = {name: 0 for name in CLASSES}
     for a in gt.dataset["annotations"]:
@@ -187,10 +193,7 @@ def recall_by_height(
     """
     check_loose_iou(loose_iou)
     bands = height_bands(bins)
-    gt = COCO()
-    gt.dataset = coco_ground_truth(records, min_visible)
-    with contextlib.redirect_stdout(io.StringIO()):
-        gt.createIndex()
+    gt = indexed(coco_ground_truth(records, min_visible))
     dets = [d for d in coco_results(detections) if d["score"] >= score_thresh]
     ious = [0.5] if loose_iou is None else [0.5, loose_iou]
     found: list[tuple[int, float, np.ndarray]] = []  # (class index, height, matched per IoU)

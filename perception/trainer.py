@@ -20,8 +20,7 @@ from tqdm import tqdm
 from perception.backends import Detector, TorchBackend, resolve_device
 from perception.checkpoint import (
     FORMAT,
-    CheckpointError,
-    architecture,
+    check_architecture,
     load_checkpoint,
     save_checkpoint,
 )
@@ -93,9 +92,7 @@ def init_weights(model: torch.nn.Module, path: str | Path, model_cfg: dict,
                  device: torch.device) -> None:
     """Start from another run's weights (fine-tuning): same architecture, fresh optimizer."""
     state = load_checkpoint(path, map_location=device)
-    if architecture(state["model_cfg"]) != architecture(model_cfg):
-        raise CheckpointError(f"checkpoint {path}: cannot start from it, its detector config "
-                              f"{state['model_cfg']} differs from detector={model_cfg}")
+    check_architecture(state, model_cfg, path, "start from it")
     model.load_state_dict(state["state_dict"])
     log.info("starting from the weights of %s", path)
 
@@ -130,10 +127,8 @@ def train_detector(cfg: DictConfig, out_dir: str | Path) -> dict:
     val_metrics: dict = {}
     if last_path.exists():
         state = load_checkpoint(last_path, map_location=device)
-        if architecture(state["model_cfg"]) != architecture(model_cfg):
-            raise CheckpointError(f"checkpoint {last_path}: cannot resume, its detector config "
-                                  f"{state['model_cfg']} differs from detector={model_cfg}; "
-                                  f"use a fresh hydra.run.dir")
+        check_architecture(state, model_cfg, last_path, "resume",
+                           "; use a fresh hydra.run.dir")
         model.load_state_dict(state["state_dict"])
         opt.load_state_dict(state["optimizer"])
         sched.load_state_dict(state["scheduler"])
