@@ -14,7 +14,7 @@ from hydra.utils import instantiate
 
 from perception.checkpoint import CheckpointError, build_model, load_checkpoint
 from perception.data import prepare_image
-from perception.decode import Detections, decode, to_image_detections
+from perception.decode import PEAK_IOU, Detections, check_peak_iou, decode, to_image_detections
 from perception.model import CenterNet, ExportWrapper, fuse_conv_bn
 from roadsight.io import atomic_write_bytes
 
@@ -72,16 +72,17 @@ class Detector:
     """Images -> Detections: shared preprocessing, a backend, peak decoding."""
 
     def __init__(self, backend: Callable[[torch.Tensor], Outputs], preprocessor: Callable,
-                 score_thresh: float = 0.3, topk: int = 100):
+                 score_thresh: float = 0.3, topk: int = 100, peak_iou: float | None = PEAK_IOU):
         self.backend, self.preprocessor = backend, preprocessor
         self.score_thresh, self.topk = score_thresh, topk
+        self.peak_iou = check_peak_iou(peak_iou)
 
     def detect_batch(self, x: torch.Tensor, letterboxes: Sequence) -> list[Detections]:
         """Already preprocessed (B, 3, H, W) batch and its letterboxes -> Detections per image."""
         heat, size, offset = self.backend(x)
         stride = x.shape[-2] // heat.shape[-2]  # the model's output stride, from the shapes
         decoded = decode(heat, size, offset, topk=self.topk, score_thresh=self.score_thresh,
-                         stride=stride)
+                         stride=stride, peak_iou=self.peak_iou)
         return [to_image_detections(*d, lb) for d, lb in zip(decoded, letterboxes, strict=True)]
 
     def __call__(self, images: Sequence[np.ndarray]) -> list[Detections]:
@@ -103,7 +104,8 @@ def input_hw(preprocessor) -> tuple[int, int]:
 def load_detector(checkpoint: str | Path, backend: str = "torch",
                   onnx_path: str | Path | None = None, device: str = "auto",
                   score_thresh: float = 0.3, topk: int = 100,
-                  export_dir: str | Path | None = None) -> tuple[Detector, dict]:
+                  export_dir: str | Path | None = None,
+                  peak_iou: float | None = PEAK_IOU) -> tuple[Detector, dict]:
     """Detector from a checkpoint (preprocessing from the checkpoint); returns it and the state.
 
     backend="onnx" runs `onnx_path` (from `roadsight export`) in onnxruntime; without it the
@@ -122,7 +124,7 @@ def load_detector(checkpoint: str | Path, backend: str = "torch",
         engine = OnnxBackend(onnx_path)
     else:
         raise ValueError(f"unknown backend {backend!r}; choose torch or onnx")
-    return Detector(engine, preprocessor, score_thresh, topk), state
+    return Detector(engine, preprocessor, score_thresh, topk, peak_iou), state
 
 
 def export_onnx(model: CenterNet, path: str | Path, input_hw: tuple[int, int],

@@ -179,8 +179,9 @@ class DetectionDataset(Dataset):
 
     def __init__(self, records: list[ImageRecord], preprocessor: Callable,
                  min_visible: float = 0.3, augment: Augment | None = None, seed: int = 0,
-                 max_objects: int = 128, stride: int = STRIDE):
+                 max_objects: int = 128, stride: int = STRIDE, neighbour_weight: float = 0.0):
         self.records, self.preprocessor = records, preprocessor
+        self.neighbour_weight = neighbour_weight  # box regression at the cells around centres
         self.stride = stride  # the detector's output stride (CenterNet.stride)
         self.min_visible, self.augment, self.seed = min_visible, augment, seed
         self.max_objects, self.epoch = max_objects, 0
@@ -203,7 +204,7 @@ class DetectionDataset(Dataset):
         t = encode_targets(boxes_in[keep], r.cls[keep], tuple(x.shape[1:]),
                            max_objects=self.max_objects,
                            ignore_boxes=boxes_in[~keep], ignore_cls=r.cls[~keep],
-                           stride=self.stride)
+                           stride=self.stride, neighbour_weight=self.neighbour_weight)
         targets = {k: torch.from_numpy(v) for k, v in t.items()}
         targets["image_id"] = torch.tensor(r.id)
         return x, targets

@@ -113,7 +113,8 @@ def train_detector(cfg: DictConfig, out_dir: str | Path) -> dict:
     model = instantiate(cfg.detector).to(device)
     augment = instantiate(cfg.augment) if cfg.augment else None
     dataset = DetectionDataset(train_records, preprocessor, cfg.min_visible, augment, cfg.seed,
-                               cfg.max_objects, stride=model.stride)
+                               cfg.max_objects, stride=model.stride,
+                               neighbour_weight=cfg.get("neighbour_weight", 0.0))
     loader = make_loader(dataset, cfg.batch_size, True, cfg.workers, cfg.seed, device)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     steps = cfg.epochs * len(loader)
@@ -184,7 +185,7 @@ def train_detector(cfg: DictConfig, out_dir: str | Path) -> dict:
                 (epoch + 1) % cfg.val_every == 0 or epoch + 1 == cfg.epochs)
             if do_val:
                 det = Detector(TorchBackend(model, device), preprocessor, cfg.eval.score_thresh,
-                               cfg.eval.topk)
+                               cfg.eval.topk, cfg.eval.peak_iou)
                 val_metrics = evaluate_detector(det, val_records, cfg.min_visible,
                                                 batch_size=cfg.eval.batch_size).metrics
                 model.train()

@@ -63,7 +63,7 @@ def validate(cfg: DictConfig, out: Path, camera: str = "bev") -> dict:
     ckpt = resolve_checkpoint(cfg.checkpoint, camera)
     # a low threshold so that COCO sees the whole ranking; P/R are read at cfg.score_thresh
     detector, _ = load_detector(ckpt, cfg.backend, cfg.onnx, cfg.device, score_thresh=0.001,
-                                topk=cfg.topk, export_dir=out)
+                                topk=cfg.topk, export_dir=out, peak_iou=cfg.peak_iou)
     data = OmegaConf.to_container(cfg.data) if OmegaConf.is_list(cfg.data) else cfg.data
     records = load_coco_dirs(data)
     corruption = instantiate(cfg.corruption) if cfg.corruption else None

@@ -99,6 +99,18 @@ def test_low_visibility_objects_are_ignored_not_targets(dataset_dir):
     assert int(t_all["mask"].sum()) == len(r.cls)
 
 
+def test_dataset_passes_neighbour_weight_to_the_targets(dataset_dir):
+    records = load_coco_dirs(dataset_dir)
+    pre = Preprocessor([LetterboxResize(256, 128), Normalize()])
+    r = next(r for r in records if len(r.cls))
+    _, plain = DetectionDataset([r], pre, min_visible=0.0, max_objects=16)[0]
+    _, ringed = DetectionDataset([r], pre, min_visible=0.0, max_objects=16,
+                                 neighbour_weight=0.5)[0]
+    assert plain["mask"].shape == (16,) and ringed["mask"].shape == (16 * 9,)
+    assert torch.equal(ringed["mask"][:16], plain["mask"])
+    assert set(ringed["mask"][16:].unique().tolist()) == {0.0, 0.5}
+
+
 def test_augmentation_is_seeded_per_sample_and_flips_boxes(dataset_dir):
     from perception.corruptions import RandomCorruption
     from perception.data import Augment

@@ -16,7 +16,7 @@ from perception.checkpoint import (
     resolve_checkpoint,
     save_checkpoint,
 )
-from perception.decode import decode, encode_targets
+from perception.decode import check_peak_iou, decode, dense_boxes, encode_targets
 from perception.losses import centre_boxes, detector_loss, masked_giou_loss
 from perception.model import STRIDE, CenterNet, count_parameters
 
@@ -53,6 +53,72 @@ def test_decode_recovers_encoded_boxes_exactly(stride):
     np.testing.assert_allclose(got_boxes.numpy()[order], boxes[want], atol=1e-3)
     np.testing.assert_array_equal(got_cls.numpy()[order], cls[want])
     np.testing.assert_allclose(got_score.numpy(), 1.0)
+
+
+def _two_tiny_neighbours(stride: int = 2):
+    """Two 2x2 px vehicles whose centres fall in adjacent cells, the right one weaker."""
+    boxes = np.array([[9.0, 9.0, 11.0, 11.0], [11.0, 9.0, 13.0, 11.0]], np.float32)
+    t = encode_targets(boxes, np.array([0, 0]), (32, 32), stride=stride)
+    heat, size, offset = targets_as_outputs(t, (32, 32), stride)
+    heat[0, 0, 5, 6] = 0.8  # a real detector scores the two unequally
+    return boxes, heat, size, offset
+
+
+def test_box_aware_peaks_keep_adjacent_small_objects_that_max_pool_merges():
+    boxes, heat, size, offset = _two_tiny_neighbours()
+    (pooled, _, _), = decode(heat, size, offset, score_thresh=0.5, stride=2)
+    assert len(pooled) == 1  # CenterNet's 3x3 max-pool drops the weaker neighbour
+    (kept, _, score), = decode(heat, size, offset, score_thresh=0.5, stride=2, peak_iou=0.5)
+    np.testing.assert_allclose(kept.numpy(), boxes, atol=1e-4)
+    np.testing.assert_allclose(score.numpy(), [1.0, 0.8])
+
+
+@pytest.mark.parametrize("stride", [4, 2])
+def test_neighbour_targets_decode_the_same_box_and_box_aware_peaks_drop_them(stride):
+    input_hw = (128, 256)
+    boxes = np.array([[10.3, 20.7, 40.1, 41.9], [100.0, 60.5, 106.2, 67.0],
+                      [180.5, 10.0, 250.0, 50.25], [60.0, 90.0, 64.0, 99.0]], np.float32)
+    t = encode_targets(boxes, np.array([0, 1, 2, 1]), input_hw, stride=stride,
+                       neighbour_weight=0.25)
+    centre, around = t["mask"][:128], t["mask"][128:]
+    assert (centre == 1).sum() == 4 and set(around[around > 0]) == {0.25}
+    assert (around > 0).sum() == 4 * 8  # no cell is shared by two objects here
+    heat, size, offset = targets_as_outputs(t, input_hw, stride)
+    # a trained detector: its class scores high at the centre and on the ring around it only
+    entry = torch.zeros(heat.shape[-2] * heat.shape[-1])
+    entry[t["index"][128:][around > 0]] = 0.6
+    entry[t["index"][:4]] = 1.0
+    heat = torch.where(heat > 1e-3, entry.view(heat.shape[-2:]), 0.0)
+    (got, _, _), = decode(heat, size, offset, score_thresh=0.5, stride=stride, peak_iou=0.5)
+    np.testing.assert_allclose(got.numpy()[np.argsort(got[:, 0].numpy())],
+                               boxes[np.argsort(boxes[:, 0])], atol=1e-3)
+    # each neighbour cell alone decodes its object's box too
+    every_cell = dense_boxes(size, offset, stride).view(4, -1).T.numpy()
+    around_boxes = every_cell[t["index"][128:][around > 0]]
+    assert min(max(_iou(d, b) for b in boxes) for d in around_boxes) > 0.9999
+
+
+def _iou(a, b) -> float:
+    iw = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    ih = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = iw * ih
+    return inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter)
+
+
+def test_neighbour_cells_between_two_objects_get_no_box():
+    boxes = np.array([[9.0, 9.0, 11.0, 11.0], [13.0, 9.0, 15.0, 11.0]], np.float32)
+    t = encode_targets(boxes, np.array([0, 0]), (32, 32), stride=2, max_objects=2,
+                       neighbour_weight=1.0)
+    cells = t["index"][t["mask"] > 0].tolist()
+    assert 5 * 16 + 6 not in cells[2:]  # cell (6, 5) touches both centres (5, 5) and (7, 5)
+    assert len(cells) == 2 + 2 * 8 - 2 * 3  # each loses the 3 cells of the shared column
+
+
+@pytest.mark.parametrize("bad", [1.0, -0.1, "high", True])
+def test_bad_peak_iou_names_the_key(bad):
+    with pytest.raises(ValueError, match="peak_iou"):
+        check_peak_iou(bad)
+    assert check_peak_iou(None) is None and check_peak_iou(0) == 0.0
 
 
 def test_encoder_ignores_low_visibility_regions_but_not_real_objects():
