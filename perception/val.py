@@ -43,6 +43,7 @@ def validate(cfg: DictConfig, out: Path, camera: str = "bev") -> dict:
         recall_by_height,
     )
     from perception.data import load_coco_dirs
+    from perception.decode import check_peak_iou
     from perception.report import (
         height_table,
         plot_pr_curves,
@@ -60,6 +61,7 @@ def validate(cfg: DictConfig, out: Path, camera: str = "bev") -> dict:
     if cfg.height_bins:
         height_bands(list(cfg.height_bins))
     check_loose_iou(cfg.loose_iou)
+    check_peak_iou(cfg.peak_iou)
     ckpt = resolve_checkpoint(cfg.checkpoint, camera)
     # a low threshold so that COCO sees the whole ranking; P/R are read at cfg.score_thresh
     detector, _ = load_detector(ckpt, cfg.backend, cfg.onnx, cfg.device, score_thresh=0.001,
@@ -78,6 +80,7 @@ def validate(cfg: DictConfig, out: Path, camera: str = "bev") -> dict:
                                  cfg.score_thresh, cfg.loose_iou) if cfg.height_bins else None
     cond = "clean" if corruption is None else f"{corruption.name} severity {corruption.severity}"
     metrics = {**result.metrics, "checkpoint": str(ckpt), "backend": cfg.backend,
+               "peak_iou": cfg.peak_iou,
                "corruption": None if corruption is None else
                {"name": corruption.name, "severity": corruption.severity},
                "data": data, "by_range": by_range, "by_height": by_height}

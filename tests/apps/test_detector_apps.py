@@ -78,7 +78,7 @@ def test_val_detector_metrics_csv_and_pr_plot(trained, tmp_path):
     )
     m = json.loads((tmp_path / "metrics.json").read_text())
     assert m["mAP50"] > 0.5 and 0 < m["mAP50_95"] <= m["mAP50"] <= m["mAP_loose"]
-    assert m["loose_iou"] == 0.1  # the config default
+    assert m["loose_iou"] == 0.1 and m["peak_iou"] == 0.5  # the config defaults
     for name in ("vehicle", "pedestrian", "obstacle"):
         assert set(m["per_class"][name]) >= {"AP50", "AP50_95", "AP_loose", "precision", "recall"}
     csv_rows = (tmp_path / "per_class.csv").read_text().splitlines()
@@ -115,10 +115,12 @@ def test_val_detector_onnx_backend_under_corruption(trained, tmp_path):
         "corruption=single",
         "corruption.name=fog",
         "corruption.severity=3",
+        "peak_iou=null",
         f"hydra.run.dir={tmp_path}",
     )
     m = json.loads((tmp_path / "metrics.json").read_text())
     assert m["backend"] == "onnx" and m["corruption"] == {"name": "fog", "severity": 3}
+    assert m["peak_iou"] is None
     assert m["mAP50"] is not None
 
 
@@ -255,6 +257,11 @@ def test_bad_inputs_fail_naming_the_file_and_keep_artefacts(trained, tmp_path):
                    "height_bins=[4]", f"hydra.run.dir={tmp_path / 'h'}", check=False)
     assert proc.returncode != 0
     assert "height_bins=[4]: need two or more increasing box heights [px]" in proc.stderr
+    for app, input_arg in (("val-detector", f"data={data}"), ("detect", f"source={data}")):
+        proc = run_cli(app, f"checkpoint={out / 'best.pt'}", input_arg, "peak_iou=1.5",
+                       f"hydra.run.dir={tmp_path / 'p'}", check=False)
+        assert proc.returncode != 0
+        assert "peak_iou=1.5: choose null (3x3 max-pool peaks) or an IoU in [0, 1)" in proc.stderr
 
 
 def test_missing_shipped_checkpoint_says_how_to_train_it(tmp_path):
