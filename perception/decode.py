@@ -13,6 +13,7 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
+from perception.losses import box_inter_union
 from perception.model import STRIDE
 from sim.types import CLASSES
 
@@ -130,12 +131,8 @@ def dense_boxes(size: torch.Tensor, offset: torch.Tensor, stride: int) -> torch.
 
 def _pair_iou(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """IoU of (B, 4, h, w) boxes a and b, cell by cell -> (B, h, w)."""
-    iw = (torch.minimum(a[:, 2], b[:, 2]) - torch.maximum(a[:, 0], b[:, 0])).clamp(min=0)
-    ih = (torch.minimum(a[:, 3], b[:, 3]) - torch.maximum(a[:, 1], b[:, 1])).clamp(min=0)
-    inter = iw * ih
-    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
-    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
-    return inter / (area_a + area_b - inter).clamp(min=1e-9)
+    inter, union = box_inter_union(a.movedim(1, -1), b.movedim(1, -1))
+    return inter / union.clamp(min=1e-9)
 
 
 def check_peak_iou(peak_iou: float | None) -> float | None:

@@ -53,14 +53,18 @@ def centre_boxes(log_size: torch.Tensor, offset: torch.Tensor) -> torch.Tensor:
     return torch.cat([offset - half, offset + half], dim=-1)
 
 
+def box_inter_union(a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Intersection and union areas of paired (..., 4) xyxy boxes -> two (...) tensors."""
+    lo, hi = torch.maximum(a[..., :2], b[..., :2]), torch.minimum(a[..., 2:], b[..., 2:])
+    inter = (hi - lo).clamp(min=0).prod(-1)
+    area_a = (a[..., 2:] - a[..., :2]).prod(-1)
+    area_b = (b[..., 2:] - b[..., :2]).prod(-1)
+    return inter, area_a + area_b - inter
+
+
 def masked_giou_loss(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """Mean 1 - GIoU over real objects; pred/target (B, K, 4) xyxy, mask (B, K)."""
-    lo, hi = torch.maximum(pred[..., :2], target[..., :2]), torch.minimum(pred[..., 2:],
-                                                                          target[..., 2:])
-    inter = (hi - lo).clamp(min=0).prod(-1)
-    area_p = (pred[..., 2:] - pred[..., :2]).prod(-1)
-    area_t = (target[..., 2:] - target[..., :2]).prod(-1)
-    union = area_p + area_t - inter
+    inter, union = box_inter_union(pred, target)
     enclose = (torch.maximum(pred[..., 2:], target[..., 2:])
                - torch.minimum(pred[..., :2], target[..., :2])).prod(-1)
     eps = 1e-7

@@ -114,7 +114,7 @@ def train_detector(cfg: DictConfig, out_dir: str | Path) -> dict:
     augment = instantiate(cfg.augment) if cfg.augment else None
     dataset = DetectionDataset(train_records, preprocessor, cfg.min_visible, augment, cfg.seed,
                                cfg.max_objects, stride=model.stride,
-                               neighbour_weight=cfg.get("neighbour_weight", 0.0))
+                               neighbour_weight=cfg.neighbour_weight)
     loader = make_loader(dataset, cfg.batch_size, True, cfg.workers, cfg.seed, device)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     steps = cfg.epochs * len(loader)

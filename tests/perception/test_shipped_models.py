@@ -18,7 +18,7 @@ from sim.record import record_dataset
 @pytest.mark.parametrize("camera,min_map50", [("bev", 0.85), ("front", 0.65)])
 def test_shipped_checkpoint_detects_unseen_frames(tmp_path, camera, min_map50):
     # this sample scores bev 0.887, front 0.747 with the default peak rule (0.716 with the 3x3
-    # max-pool; test split, README: 0.970, 0.683); a broken model scores near 0
+    # max-pool; test split, README: 0.968, 0.670); a broken model scores near 0
     env = gym.make("roadsight/urban-crossing-v0")
     cam = instantiate(OmegaConf.load(CONF_DIR / "camera" / f"{camera}.yaml"))
     record_dataset(env, cam, IDMDriver(), tmp_path, episodes=2, seed=5000, max_steps=12,
