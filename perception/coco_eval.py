@@ -59,7 +59,8 @@ def coco_ground_truth(records: list[ImageRecord], min_visible: float,
             in_range = distance_range is None or distance_range[0] <= d < distance_range[1]
             anns.append({"id": len(anns) + 1, "image_id": r.id, "category_id": int(c) + 1,
                          "bbox": [float(box[0]), float(box[1]), w, h], "area": w * h,
-                         "iscrowd": int(v < min_visible or h < min_height or not in_range)})
+                         "iscrowd": int(v < min_visible or h < min_height or not in_range),
+                         "visible": float(v)})
     cats = [{"id": i + 1, "name": n} for i, n in enumerate(CLASSES)]
     return {"images": images, "annotations": anns, "categories": cats}
 
@@ -98,7 +99,9 @@ def evaluate(
     distance_range: tuple[float, float] | None = None,
     loose_iou: float | None = None,
 ) -> EvalResult:
-    """mAP@0.5, mAP@0.5:0.95 overall and per class; precision/recall at `score_thresh`, IoU 0.5.
+    """mAP@0.5, mAP@0.5:0.95 overall and per class; precision/recall at `score_thresh`, IoU 0.5;
+    `recall_max`, the recall at IoU 0.5 over every detection given: AP50 cannot exceed it (by
+    more than the 101-point grid's 1/101).
 
     `detections` maps record id -> Detections in that image's pixels. Classes without any
     (non-ignored) ground truth get None and are left out of the means. With `loose_iou` (e.g.
@@ -114,7 +117,7 @@ def evaluate(
             n_gt[CLASSES[a["category_id"] - 1]] += 1
     result = EvalResult(metrics={})
     per_class = {n: {"AP50": None, "AP50_95": None, "AP_loose": None, "precision": None,
-                     "recall": None, "n_gt": n_gt[n]} for n in CLASSES}
+                     "recall": None, "recall_max": None, "n_gt": n_gt[n]} for n in CLASSES}
     if dets:
         with contextlib.redirect_stdout(io.StringIO()):
             dt = gt.loadRes(dets)
@@ -125,6 +128,7 @@ def evaluate(
             ev.evaluate()
             ev.accumulate()
         prec = ev.eval["precision"][:, :, :, 0, -1]  # (T, R, K) area=all, maxDets=100
+        recall_max = ev.eval["recall"][IOU_50, :, 0, -1]  # (K,) at the lowest score kept
         scores = ev.eval["scores"][:, :, :, 0, -1]
         for k, name in enumerate(CLASSES):
             if n_gt[name] == 0:
@@ -133,6 +137,8 @@ def evaluate(
             p_all = prec[:N_COCO_IOUS, :, k]
             per_class[name]["AP50"] = float(np.mean(np.maximum(p50, 0)))
             per_class[name]["AP50_95"] = float(np.mean(np.maximum(p_all, 0)))
+            # AP50's ceiling: the recall reached at the lowest score
+            per_class[name]["recall_max"] = max(float(recall_max[k]), 0.0)
             if loose_iou is not None:
                 per_class[name]["AP_loose"] = float(np.mean(np.maximum(prec[-1, :, k], 0)))
             result.pr_curves[name] = np.maximum(p50, 0)
@@ -146,6 +152,7 @@ def evaluate(
         for name in CLASSES:
             if n_gt[name]:
                 per_class[name].update(AP50=0.0, AP50_95=0.0, precision=0.0, recall=0.0,
+                                       recall_max=0.0,
                                        AP_loose=None if loose_iou is None else 0.0)
 
     def mean(key: str) -> float | None:
@@ -155,6 +162,7 @@ def evaluate(
     result.metrics = {"mAP50": mean("AP50"), "mAP50_95": mean("AP50_95"),
                       "mAP_loose": mean("AP_loose"), "loose_iou": loose_iou,
                       "precision": mean("precision"), "recall": mean("recall"),
+                      "recall_max": mean("recall_max"),
                       "per_class": per_class, "n_images": len(records),
                       "n_detections": len(dets), "min_visible": min_visible,
                       "min_height": min_height, "distance_range": distance_range,
@@ -172,31 +180,47 @@ def range_bands(bins: list[float], key: str = "range_bins",
     return bands
 
 
-def height_bands(bins: list[float]) -> list[tuple[float, float]]:
-    return range_bands(bins, "height_bins", "box heights [px]")
+# what `recall_by` can split objects by: config key, what the bins are, label unit
+RECALL_ATTRIBUTES = {"height": ("height_bins", "box heights [px]", " px"),
+                     "visible": ("visible_bins", "visible fractions", "")}
 
 
-def recall_by_height(
+def attribute_bands(attribute: str, bins: list[float]) -> list[tuple[float, float]]:
+    """Bands of a `RECALL_ATTRIBUTES` attribute; ValueError naming its key unless increasing."""
+    if attribute not in RECALL_ATTRIBUTES:
+        raise ValueError(f"recall by {attribute!r}: choose one of {list(RECALL_ATTRIBUTES)}")
+    key, what, _ = RECALL_ATTRIBUTES[attribute]
+    return range_bands(bins, key, what)
+
+
+def recall_by(
     records: list[ImageRecord],
     detections: dict[int, Detections],
+    attribute: str,
     bins: list[float],
     min_visible: float = 0.3,
     score_thresh: float = 0.3,
     loose_iou: float | None = None,
 ) -> dict[str, dict]:
-    """Recall at the operating point per band of box height: "lo-hi px" -> {per_class: {n_gt,
-    recall50, recall_loose}} (lo <= height < hi; recall_loose None without `loose_iou`).
+    """Recall at the operating point per band of an object attribute, "height" (box height
+    [px]) or "visible" (visible fraction): "lo-hi px" -> {per_class: {n_gt, recall50,
+    recall_loose}} (lo <= value < hi, the last band includes hi; recall_loose None without
+    `loose_iou`).
 
     An object counts as found when a detection of its class with score >= `score_thresh` is
     matched to it by COCOeval (greedy by score, IoU >= 0.5, or >= `loose_iou`). recall_loose -
     recall50 is the share found but boxed too loosely; 1 - recall_loose is the share missed.
     """
     check_loose_iou(loose_iou)
-    bands = height_bands(bins)
+    bands = attribute_bands(attribute, bins)
     gt = indexed(coco_ground_truth(records, min_visible))
+
+    def value(ann: dict) -> float:
+        return ann["bbox"][3] if attribute == "height" else ann[attribute]
+
     dets = [d for d in coco_results(detections) if d["score"] >= score_thresh]
     ious = [0.5] if loose_iou is None else [0.5, loose_iou]
-    found: list[tuple[int, float, np.ndarray]] = []  # (class index, height, matched per IoU)
+    found: list[tuple[int, float, np.ndarray]] = []  # (class index, value, matched per IoU)
     if dets:
         with contextlib.redirect_stdout(io.StringIO()):
             ev = COCOeval(gt, gt.loadRes(dets), "bbox")
@@ -207,21 +231,23 @@ def recall_by_height(
             ev.evaluate()
         for e in ev.evalImgs:
             if e is not None:
-                found += [(e["category_id"] - 1, gt.anns[g]["bbox"][3], m > 0)
+                found += [(e["category_id"] - 1, value(gt.anns[g]), m > 0)
                           for g, m, ign in zip(e["gtIds"], e["gtMatches"].T, e["gtIgnore"],
                                                strict=True) if not ign]
     else:  # nothing detected: every object is missed
-        found = [(a["category_id"] - 1, a["bbox"][3], np.zeros(len(ious), bool))
+        found = [(a["category_id"] - 1, value(a), np.zeros(len(ious), bool))
                  for a in gt.dataset["annotations"] if not a["iscrowd"]]
+    unit = RECALL_ATTRIBUTES[attribute][2]
     out = {}
-    for lo, hi in bands:
+    for i, (lo, hi) in enumerate(bands):
+        last = i == len(bands) - 1
         per_class = {}
         for k, name in enumerate(CLASSES):
-            hits = [m for c, h, m in found if c == k and lo <= h < hi]
+            hits = [m for c, v, m in found if c == k and lo <= v and (v < hi or last and v == hi)]
             rec = np.mean(hits, axis=0) if hits else [None] * len(ious)
             per_class[name] = {"n_gt": len(hits), "recall50": _nan_to_none(rec[0]),
                                "recall_loose": _nan_to_none(rec[1]) if loose_iou else None}
-        out[f"{lo:g}-{hi:g} px"] = {"per_class": per_class}
+        out[f"{lo:g}-{hi:g}{unit}"] = {"per_class": per_class}
     return out
 
 

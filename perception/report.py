@@ -13,7 +13,7 @@ from perception.coco_eval import EvalResult
 from roadsight.io import atomic_write_bytes
 from sim.types import CLASSES
 
-COLUMNS = ("AP50", "AP50_95", "AP_loose", "precision", "recall", "n_gt")
+COLUMNS = ("AP50", "AP50_95", "AP_loose", "precision", "recall", "recall_max", "n_gt")
 
 
 def _fmt(v) -> str:
@@ -40,7 +40,7 @@ def _overall(metrics: dict) -> dict:
     """The "all" row: class means under the per-class column names, and the total n_gt."""
     return {"AP50": metrics["mAP50"], "AP50_95": metrics["mAP50_95"],
             "AP_loose": metrics["mAP_loose"], "precision": metrics["precision"],
-            "recall": metrics["recall"],
+            "recall": metrics["recall"], "recall_max": metrics["recall_max"],
             "n_gt": sum(pc["n_gt"] for pc in metrics["per_class"].values())}
 
 
@@ -74,19 +74,19 @@ def band_start(label: str) -> float:
     return float(label.split("-", 1)[0])
 
 
-def height_table(by_height: dict[str, dict], title: str):
-    """A rich Table of recall per box-height band (rows) and class: "recall50 / recall_loose (n)"
-    when the bands carry recall at a loose IoU."""
+def recall_table(bands: dict[str, dict], title: str, attribute: str = "height"):
+    """A rich Table of recall per band (rows) of `attribute` and class: "recall50 / recall_loose
+    (n)" when the bands carry recall at a loose IoU."""
     from rich.table import Table
 
     table = Table(title=title)
-    table.add_column("height")
-    names = list(next(iter(by_height.values()))["per_class"])
-    loose = any(pc["recall_loose"] is not None for m in by_height.values()
+    table.add_column(attribute)
+    names = list(next(iter(bands.values()))["per_class"])
+    loose = any(pc["recall_loose"] is not None for m in bands.values()
                 for pc in m["per_class"].values())
     for name in names:
         table.add_column(f"{name} recall@0.5{' / loose' if loose else ''} (n)", justify="right")
-    for band, m in by_height.items():
+    for band, m in bands.items():
         pcs = [m["per_class"][n] for n in names]
         table.add_row(band, *(f"{_fmt(pc['recall50'])}"
                               f"{' / ' + _fmt(pc['recall_loose']) if loose else ''} ({pc['n_gt']})"

@@ -1,9 +1,10 @@
 """`roadsight val-detector checkpoint=FILE data=DIR hydra.run.dir=OUT`: COCO mAP of a detector.
 
 Writes OUT/metrics.json (mAP50, mAP50_95, per_class.<name>.AP50/AP50_95, precision, recall,
-by_range.<band>, by_height.<band>), OUT/per_class.csv, OUT/pr_curve.png, OUT/run.json, and what
-was scored in COCO format (OUT/ground_truth.json, ignored objects iscrowd=1;
-OUT/detections.json); prints tables.
+recall_max, by_range.<band>, by_height.<band>, by_visible.<band>), OUT/per_class.csv,
+OUT/pr_curve.png, OUT/run.json, and what was scored in COCO format (OUT/ground_truth.json,
+ignored objects iscrowd=1, with each object's visible fraction; OUT/detections.json); prints
+tables.
 """
 
 from __future__ import annotations
@@ -32,22 +33,22 @@ def validate(cfg: DictConfig, out: Path, camera: str = "bev") -> dict:
     from perception.backends import load_detector
     from perception.checkpoint import resolve_checkpoint
     from perception.coco_eval import (
+        attribute_bands,
         check_loose_iou,
         coco_ground_truth,
         coco_results,
         evaluate,
         evaluate_by_range,
-        height_bands,
         predict_records,
         range_bands,
-        recall_by_height,
+        recall_by,
     )
     from perception.data import load_coco_dirs
     from perception.decode import check_peak_iou
     from perception.report import (
-        height_table,
         plot_pr_curves,
         range_table,
+        recall_table,
         rich_table,
         write_csv,
     )
@@ -58,8 +59,9 @@ def validate(cfg: DictConfig, out: Path, camera: str = "bev") -> dict:
         torch.set_num_threads(cfg.threads)
     if cfg.range_bins:
         range_bands(list(cfg.range_bins))  # a bad value fails before any inference
-    if cfg.height_bins:
-        height_bands(list(cfg.height_bins))
+    for attribute in ("height", "visible"):
+        if cfg[f"{attribute}_bins"]:
+            attribute_bands(attribute, list(cfg[f"{attribute}_bins"]))
     check_loose_iou(cfg.loose_iou)
     check_peak_iou(cfg.peak_iou)
     ckpt = resolve_checkpoint(cfg.checkpoint, camera)
@@ -76,14 +78,17 @@ def validate(cfg: DictConfig, out: Path, camera: str = "bev") -> dict:
                       loose_iou=cfg.loose_iou)
     by_range = evaluate_by_range(records, detections, list(cfg.range_bins), cfg.min_visible,
                                  cfg.min_height, cfg.loose_iou) if cfg.range_bins else None
-    by_height = recall_by_height(records, detections, list(cfg.height_bins), cfg.min_visible,
-                                 cfg.score_thresh, cfg.loose_iou) if cfg.height_bins else None
+    recalls = {attribute: recall_by(records, detections, attribute,
+                                    list(cfg[f"{attribute}_bins"]), cfg.min_visible,
+                                    cfg.score_thresh, cfg.loose_iou)
+               for attribute in ("height", "visible") if cfg[f"{attribute}_bins"]}
     cond = "clean" if corruption is None else f"{corruption.name} severity {corruption.severity}"
     metrics = {**result.metrics, "checkpoint": str(ckpt), "backend": cfg.backend,
                "peak_iou": cfg.peak_iou,
                "corruption": None if corruption is None else
                {"name": corruption.name, "severity": corruption.severity},
-               "data": data, "by_range": by_range, "by_height": by_height}
+               "data": data, "by_range": by_range, "by_height": recalls.get("height"),
+               "by_visible": recalls.get("visible")}
     atomic_write_json(out / "metrics.json", metrics)
     # what was scored, for analysis with any COCO tool: COCO(ground_truth).loadRes(detections)
     atomic_write_json(out / "ground_truth.json",
@@ -95,9 +100,10 @@ def validate(cfg: DictConfig, out: Path, camera: str = "bev") -> dict:
     console.print(rich_table(result, f"{ckpt.name} on {len(records)} images ({cond})"))
     if by_range:
         console.print(range_table(by_range, "AP50 by distance from the ego"))
-    if by_height:
-        console.print(height_table(by_height, f"recall at score >= {cfg.score_thresh:g} by box "
-                                              f"height"))
+    for attribute, bands in recalls.items():
+        what = "box height" if attribute == "height" else "visible fraction"
+        console.print(recall_table(bands, f"recall at score >= {cfg.score_thresh:g} by {what}",
+                                   attribute))
     return metrics
 
 

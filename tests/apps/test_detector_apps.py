@@ -80,9 +80,11 @@ def test_val_detector_metrics_csv_and_pr_plot(trained, tmp_path):
     assert m["mAP50"] > 0.5 and 0 < m["mAP50_95"] <= m["mAP50"] <= m["mAP_loose"]
     assert m["loose_iou"] == 0.1 and m["peak_iou"] == 0.3  # the config defaults
     for name in ("vehicle", "pedestrian", "obstacle"):
-        assert set(m["per_class"][name]) >= {"AP50", "AP50_95", "AP_loose", "precision", "recall"}
+        pc = m["per_class"][name]
+        assert set(pc) >= {"AP50", "AP50_95", "AP_loose", "precision", "recall", "recall_max"}
+        assert pc["recall"] <= pc["recall_max"] and pc["AP50"] <= pc["recall_max"] + 1 / 101
     csv_rows = (tmp_path / "per_class.csv").read_text().splitlines()
-    assert csv_rows[0] == "class,AP50,AP50_95,AP_loose,precision,recall,n_gt"
+    assert csv_rows[0] == "class,AP50,AP50_95,AP_loose,precision,recall,recall_max,n_gt"
     assert csv_rows[-1].startswith(f"all,{m['mAP50']},{m['mAP50_95']},{m['mAP_loose']},")
     assert cv2.imread(str(tmp_path / "pr_curve.png")) is not None
     # AP per band of ego distance (the synthetic frames carry no ego_xy: no object in any band)
@@ -96,6 +98,10 @@ def test_val_detector_metrics_csv_and_pr_plot(trained, tmp_path):
         bands = [b["per_class"][name] for b in m["by_height"].values()]
         assert sum(b["n_gt"] for b in bands) == pc["n_gt"]
         assert all(b["recall50"] is None or b["recall50"] <= b["recall_loose"] for b in bands)
+    # and by visible fraction, fully visible objects included in the last band
+    assert list(m["by_visible"]) == ["0.3-0.5", "0.5-0.7", "0.7-0.9", "0.9-1"]
+    for name, pc in m["per_class"].items():
+        assert sum(b["per_class"][name]["n_gt"] for b in m["by_visible"].values()) == pc["n_gt"]
     # what was scored is written in COCO format: plain pycocotools re-scores it to the same mAP50
     gt = COCO(str(tmp_path / "ground_truth.json"))
     ev = COCOeval(gt, gt.loadRes(str(tmp_path / "detections.json")), "bbox")
@@ -257,6 +263,10 @@ def test_bad_inputs_fail_naming_the_file_and_keep_artefacts(trained, tmp_path):
                    "height_bins=[4]", f"hydra.run.dir={tmp_path / 'h'}", check=False)
     assert proc.returncode != 0
     assert "height_bins=[4]: need two or more increasing box heights [px]" in proc.stderr
+    proc = run_cli("val-detector", f"checkpoint={out / 'best.pt'}", f"data={data}",
+                   "visible_bins=[1,0.5]", f"hydra.run.dir={tmp_path / 'v'}", check=False)
+    assert proc.returncode != 0
+    assert "visible_bins=[1, 0.5]: need two or more increasing visible fractions" in proc.stderr
     for app, input_arg in (("val-detector", f"data={data}"), ("detect", f"source={data}")):
         proc = run_cli(app, f"checkpoint={out / 'best.pt'}", input_arg, "peak_iou=1.5",
                        f"hydra.run.dir={tmp_path / 'p'}", check=False)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from perception.coco_eval import evaluate, evaluate_by_range, recall_by_height
+from perception.coco_eval import evaluate, evaluate_by_range, recall_by
 from perception.data import ImageRecord
 from perception.decode import Detections
 
@@ -107,7 +107,7 @@ def test_loose_iou_credits_boxes_that_are_found_but_misplaced():
 def test_recall_by_height_splits_found_misplaced_and_missed_objects():
     d = {1: dets([[10, 10, 50, 30], [100, 40, 108, 50]], [0, 1], [0.9, 0.2]),  # ped under 0.3
          2: dets([[40, 60, 80, 90]], [0], [0.9])}  # vehicle at IoU 1/3
-    by_h = recall_by_height(RECORDS, d, [0, 15, 100], score_thresh=0.3, loose_iou=0.1)
+    by_h = recall_by(RECORDS, d, "height", [0, 15, 100], score_thresh=0.3, loose_iou=0.1)
     assert list(by_h) == ["0-15 px", "15-100 px"]
     small, large = by_h["0-15 px"]["per_class"], by_h["15-100 px"]["per_class"]
     # the 10 px pedestrian of image 2 is 10% visible: ignored, not counted
@@ -115,11 +115,38 @@ def test_recall_by_height_splits_found_misplaced_and_missed_objects():
     assert small["vehicle"] == {"n_gt": 0, "recall50": None, "recall_loose": None}
     assert large["vehicle"] == {"n_gt": 2, "recall50": 0.5, "recall_loose": 1.0}
     # a lower operating point finds the pedestrian; without loose_iou there is no loose recall
-    low = recall_by_height(RECORDS, d, [0, 15, 100], score_thresh=0.1)
+    low = recall_by(RECORDS, d, "height", [0, 15, 100], score_thresh=0.1)
     assert low["0-15 px"]["per_class"]["pedestrian"] == {"n_gt": 1, "recall50": 1.0,
                                                          "recall_loose": None}
-    nothing = recall_by_height(RECORDS, {1: dets([], [], []), 2: dets([], [], [])}, [0, 100])
+    nothing = recall_by(RECORDS, {1: dets([], [], []), 2: dets([], [], [])}, "height", [0, 100])
     assert nothing["0-100 px"]["per_class"]["vehicle"] == {"n_gt": 2, "recall50": 0.0,
                                                            "recall_loose": None}
     with pytest.raises(ValueError, match=r"height_bins=\[5, 3\]: need two or more increasing"):
-        recall_by_height(RECORDS, d, [5, 3])
+        recall_by(RECORDS, d, "height", [5, 3])
+
+
+def test_recall_by_visible_fraction_counts_fully_visible_objects_in_the_last_band():
+    occluded = [record(1, [[10, 10, 50, 30], [60, 10, 100, 30]], [0, 0], [0.4, 1.0])]
+    d = {1: dets([[10, 10, 50, 30]], [0], [0.9])}  # finds the occluded one only
+    by_v = recall_by(occluded, d, "visible", [0.3, 0.7, 1.0])
+    assert list(by_v) == ["0.3-0.7", "0.7-1"]
+    assert by_v["0.3-0.7"]["per_class"]["vehicle"]["recall50"] == 1.0
+    # visible == 1.0 sits on the last edge and is counted there
+    assert by_v["0.7-1"]["per_class"]["vehicle"] == {"n_gt": 1, "recall50": 0.0,
+                                                     "recall_loose": None}
+    with pytest.raises(ValueError, match=r"visible_bins=\[0.5\]: need two or more increasing "
+                                         r"visible fractions"):
+        recall_by(occluded, d, "visible", [0.5])
+    with pytest.raises(ValueError, match=r"recall by 'colour': choose one of \['height', "):
+        recall_by(occluded, d, "colour", [0, 1])
+
+
+def test_recall_max_is_the_recall_over_every_detection_and_caps_ap50():
+    # two vehicles, one found (at a low score), one not: recall_max 0.5 whatever the threshold
+    d = {1: dets([[10, 10, 50, 30]], [0], [0.05]), 2: dets([], [], [])}
+    pc = evaluate(RECORDS, d, score_thresh=0.3).metrics["per_class"]["vehicle"]
+    assert pc["recall_max"] == pytest.approx(0.5)
+    assert pc["recall"] == 0.0  # nothing at the operating point
+    # COCO's 101-point AP counts the recall point 0.50 itself: AP50 = 51/101
+    assert pc["AP50"] == pytest.approx(51 / 101)
+    assert pc["AP50"] <= pc["recall_max"] + 1 / 101

@@ -12,10 +12,10 @@ import pytest
 from perception.report import (
     band_start,
     chain_histories,
-    height_table,
     plot_range,
     plot_training,
     range_table,
+    recall_table,
     video_stills,
 )
 
@@ -108,7 +108,7 @@ def test_range_table_shows_the_loose_ap_when_any_band_has_it():
     assert "0.700 (3)" in text and "AP_loose" not in text
 
 
-def test_bands_are_ordered_by_value_and_the_height_table_shows_both_recalls():
+def test_bands_are_ordered_by_value_and_the_recall_table_shows_both_recalls():
     from rich.console import Console
 
     assert sorted(["10-20 m", "5-10 m", "0-5 m"], key=band_start) == ["0-5 m", "5-10 m", "10-20 m"]
@@ -117,7 +117,7 @@ def test_bands_are_ordered_by_value_and_the_height_table_shows_both_recalls():
                  "3-1000 px": {"per_class": {"pedestrian": {"n_gt": 5, "recall50": None,
                                                             "recall_loose": None}}}}
     console = Console(width=200, record=True)
-    console.print(height_table(by_height, "t"))
+    console.print(recall_table(by_height, "t"))
     text = console.export_text()
     assert "0.000 / 0.667 (18)" in text and "- / - (5)" in text
     assert "recall@0.5 / loose" in text
