@@ -14,7 +14,15 @@ from hydra.utils import instantiate
 
 from perception.checkpoint import CheckpointError, build_model, load_checkpoint
 from perception.data import prepare_image
-from perception.decode import PEAK_IOU, Detections, check_peak_iou, decode, to_image_detections
+from perception.decode import (
+    PEAK_IOU,
+    Detections,
+    ScoreThresh,
+    check_peak_iou,
+    class_thresholds,
+    decode,
+    to_image_detections,
+)
 from perception.model import CenterNet, ExportWrapper, fuse_conv_bn
 from roadsight.io import atomic_write_bytes
 
@@ -72,8 +80,10 @@ class Detector:
     """Images -> Detections: shared preprocessing, a backend, peak decoding."""
 
     def __init__(self, backend: Callable[[torch.Tensor], Outputs], preprocessor: Callable,
-                 score_thresh: float = 0.3, topk: int = 100, peak_iou: float | None = PEAK_IOU):
+                 score_thresh: ScoreThresh = 0.3, topk: int = 100,
+                 peak_iou: float | None = PEAK_IOU):
         self.backend, self.preprocessor = backend, preprocessor
+        class_thresholds(score_thresh)  # a bad value fails here, not at the first frame
         self.score_thresh, self.topk = score_thresh, topk
         self.peak_iou = check_peak_iou(peak_iou)
 
@@ -103,7 +113,7 @@ def input_hw(preprocessor) -> tuple[int, int]:
 
 def load_detector(checkpoint: str | Path, backend: str = "torch",
                   onnx_path: str | Path | None = None, device: str = "auto",
-                  score_thresh: float = 0.3, topk: int = 100,
+                  score_thresh: ScoreThresh = 0.3, topk: int = 100,
                   export_dir: str | Path | None = None,
                   peak_iou: float | None = PEAK_IOU) -> tuple[Detector, dict]:
     """Detector from a checkpoint (preprocessing from the checkpoint); returns it and the state.
@@ -111,6 +121,8 @@ def load_detector(checkpoint: str | Path, backend: str = "torch",
     backend="onnx" runs `onnx_path` (from `roadsight export`) in onnxruntime; without it the
     checkpoint is exported to `export_dir`/detector.onnx first.
     """
+    class_thresholds(score_thresh)  # bad decoding options fail before any load or export
+    check_peak_iou(peak_iou)
     state = load_checkpoint(checkpoint)
     preprocessor = instantiate(state["preprocess_cfg"])
     if backend == "torch":

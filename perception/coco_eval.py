@@ -12,6 +12,7 @@ import contextlib
 import io
 import itertools
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -20,7 +21,7 @@ from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
 from perception.data import ImageRecord
-from perception.decode import Detections
+from perception.decode import Detections, ScoreThresh, class_thresholds
 from sim.types import CLASSES
 
 IOU_50 = 0  # index of IoU=0.50 in COCOeval's iouThrs (0.50:0.05:0.95)
@@ -90,18 +91,56 @@ def check_loose_iou(loose_iou: float | None) -> None:
         raise ValueError(f"loose_iou={loose_iou}: choose an IoU in (0, 0.5), or null")
 
 
+def ranking(ev: COCOeval, category_id: int) -> tuple[np.ndarray, np.ndarray]:
+    """One class's detections at IoU 0.5 from an evaluated COCOeval (all areas, its maxDets),
+    best first, ignored ones left out: (scores, matched) arrays."""
+    scores, hits = [], []
+    for e in ev.evalImgs:
+        if e is None or e["category_id"] != category_id or e["aRng"] != ev.params.areaRng[0]:
+            continue
+        counted = ~e["dtIgnore"][IOU_50].astype(bool)
+        scores += np.asarray(e["dtScores"])[counted].tolist()
+        hits += (e["dtMatches"][IOU_50][counted] > 0).tolist()
+    order = np.argsort(-np.asarray(scores), kind="stable")
+    return np.asarray(scores, float)[order], np.asarray(hits, bool)[order]
+
+
+def operating_point(scores: np.ndarray, hits: np.ndarray, n_gt: int,
+                    thresh: float) -> tuple[float, float]:
+    """Exact (precision, recall) of the detections with score >= `thresh` (a `ranking`);
+    precision 0 when none is kept."""
+    kept = int(np.count_nonzero(scores >= thresh))
+    tp = int(np.count_nonzero(hits[:kept]))
+    return (tp / kept if kept else 0.0), (tp / n_gt if n_gt else 0.0)
+
+
+def best_f1(scores: np.ndarray, hits: np.ndarray, n_gt: int) -> tuple[float, float | None]:
+    """The F1-best operating point of a `ranking`: (F1, score threshold); keeping the
+    detections with score >= the threshold gives that F1. (0.0, None) if none is right."""
+    tp = np.cumsum(hits)
+    if n_gt == 0 or not len(tp) or tp[-1] == 0:
+        return 0.0, None
+    last = np.r_[np.diff(scores) != 0, True]  # a threshold keeps every equal score
+    precision, recall = tp / np.arange(1, len(tp) + 1), tp / n_gt
+    f1 = np.where(last, 2 * precision * recall / np.maximum(precision + recall, 1e-12), 0.0)
+    j = int(np.argmax(f1))
+    return float(f1[j]), float(scores[j])
+
+
 def evaluate(
     records: list[ImageRecord],
     detections: dict[int, Detections],
     min_visible: float = 0.3,
-    score_thresh: float = 0.3,
+    score_thresh: ScoreThresh = 0.3,
     min_height: float = 0.0,
     distance_range: tuple[float, float] | None = None,
     loose_iou: float | None = None,
 ) -> EvalResult:
-    """mAP@0.5, mAP@0.5:0.95 overall and per class; precision/recall at `score_thresh`, IoU 0.5;
+    """mAP@0.5, mAP@0.5:0.95 overall and per class; precision/recall of the detections with
+    score >= `score_thresh` at IoU 0.5 (exact, not COCO's interpolated precision);
     `recall_max`, the recall at IoU 0.5 over every detection given: AP50 cannot exceed it (by
-    more than the 101-point grid's 1/101).
+    more than the 101-point grid's 1/101); `F1` and `F1_thresh`, the best F1 at IoU 0.5 and the
+    score threshold that gives it (`best_f1`), a per-class operating point for `score_thresh`.
 
     `detections` maps record id -> Detections in that image's pixels. Classes without any
     (non-ignored) ground truth get None and are left out of the means. With `loose_iou` (e.g.
@@ -109,6 +148,7 @@ def evaluate(
     costs, the rest is missed or spurious objects.
     """
     check_loose_iou(loose_iou)
+    thresholds = class_thresholds(score_thresh).tolist()
     gt = indexed(coco_ground_truth(records, min_visible, min_height, distance_range))
     dets = coco_results(detections)
     n_gt = {name: 0 for name in CLASSES}
@@ -117,7 +157,8 @@ def evaluate(
             n_gt[CLASSES[a["category_id"] - 1]] += 1
     result = EvalResult(metrics={})
     per_class = {n: {"AP50": None, "AP50_95": None, "AP_loose": None, "precision": None,
-                     "recall": None, "recall_max": None, "n_gt": n_gt[n]} for n in CLASSES}
+                     "recall": None, "recall_max": None, "F1": None, "F1_thresh": None,
+                     "n_gt": n_gt[n]} for n in CLASSES}
     if dets:
         with contextlib.redirect_stdout(io.StringIO()):
             dt = gt.loadRes(dets)
@@ -129,7 +170,6 @@ def evaluate(
             ev.accumulate()
         prec = ev.eval["precision"][:, :, :, 0, -1]  # (T, R, K) area=all, maxDets=100
         recall_max = ev.eval["recall"][IOU_50, :, 0, -1]  # (K,) at the lowest score kept
-        scores = ev.eval["scores"][:, :, :, 0, -1]
         for k, name in enumerate(CLASSES):
             if n_gt[name] == 0:
                 continue
@@ -142,17 +182,15 @@ def evaluate(
             if loose_iou is not None:
                 per_class[name]["AP_loose"] = float(np.mean(np.maximum(prec[-1, :, k], 0)))
             result.pr_curves[name] = np.maximum(p50, 0)
-            # operating point: the largest recall reached with score >= score_thresh
-            ok = np.flatnonzero((scores[IOU_50, :, k] >= score_thresh) & (p50 > 0))
-            r_idx = ok.max() if len(ok) else None
-            per_class[name]["recall"] = float(ev.params.recThrs[r_idx]) if r_idx is not None \
-                else 0.0
-            per_class[name]["precision"] = float(p50[r_idx]) if r_idx is not None else 0.0
+            ranked = ranking(ev, k + 1)
+            per_class[name]["precision"], per_class[name]["recall"] = operating_point(
+                *ranked, n_gt[name], thresholds[k])
+            per_class[name]["F1"], per_class[name]["F1_thresh"] = best_f1(*ranked, n_gt[name])
     else:
         for name in CLASSES:
             if n_gt[name]:
                 per_class[name].update(AP50=0.0, AP50_95=0.0, precision=0.0, recall=0.0,
-                                       recall_max=0.0,
+                                       recall_max=0.0, F1=0.0,
                                        AP_loose=None if loose_iou is None else 0.0)
 
     def mean(key: str) -> float | None:
@@ -162,11 +200,12 @@ def evaluate(
     result.metrics = {"mAP50": mean("AP50"), "mAP50_95": mean("AP50_95"),
                       "mAP_loose": mean("AP_loose"), "loose_iou": loose_iou,
                       "precision": mean("precision"), "recall": mean("recall"),
-                      "recall_max": mean("recall_max"),
+                      "recall_max": mean("recall_max"), "F1": mean("F1"),
                       "per_class": per_class, "n_images": len(records),
                       "n_detections": len(dets), "min_visible": min_visible,
                       "min_height": min_height, "distance_range": distance_range,
-                      "score_thresh": score_thresh}
+                      "score_thresh": dict(score_thresh) if isinstance(score_thresh, Mapping)
+                      else score_thresh}
     return result
 
 
@@ -199,13 +238,13 @@ def recall_by(
     attribute: str,
     bins: list[float],
     min_visible: float = 0.3,
-    score_thresh: float = 0.3,
+    score_thresh: ScoreThresh = 0.3,
     loose_iou: float | None = None,
 ) -> dict[str, dict]:
-    """Recall at the operating point per band of an object attribute, "height" (box height
-    [px]) or "visible" (visible fraction): "lo-hi px" -> {per_class: {n_gt, recall50,
-    recall_loose}} (lo <= value < hi, the last band includes hi; recall_loose None without
-    `loose_iou`).
+    """Recall at the operating point (`score_thresh`: one number or per class) per band of an
+    object attribute, "height" (box height [px]) or "visible" (visible fraction): "lo-hi px" ->
+    {per_class: {n_gt, recall50, recall_loose}} (lo <= value < hi, the last band includes hi;
+    recall_loose None without `loose_iou`).
 
     An object counts as found when a detection of its class with score >= `score_thresh` is
     matched to it by COCOeval (greedy by score, IoU >= 0.5, or >= `loose_iou`). recall_loose -
@@ -218,7 +257,8 @@ def recall_by(
     def value(ann: dict) -> float:
         return ann["bbox"][3] if attribute == "height" else ann[attribute]
 
-    dets = [d for d in coco_results(detections) if d["score"] >= score_thresh]
+    thresholds = class_thresholds(score_thresh).tolist()
+    dets = [d for d in coco_results(detections) if d["score"] >= thresholds[d["category_id"] - 1]]
     ious = [0.5] if loose_iou is None else [0.5, loose_iou]
     found: list[tuple[int, float, np.ndarray]] = []  # (class index, value, matched per IoU)
     if dets:
@@ -306,7 +346,7 @@ def predict_records(detector, records: list[ImageRecord], batch_size: int = 16,
 
 def evaluate_detector(detector, records: list[ImageRecord], min_visible: float = 0.3,
                       batch_size: int = 16, corruption=None,
-                      score_thresh: float = 0.3, min_height: float = 0.0) -> EvalResult:
+                      score_thresh: ScoreThresh = 0.3, min_height: float = 0.0) -> EvalResult:
     """Predict over `records` and score with `evaluate`."""
     dets = predict_records(detector, records, batch_size, corruption)
     return evaluate(records, dets, min_visible, score_thresh, min_height)

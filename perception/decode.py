@@ -7,6 +7,7 @@ targets gives the boxes back (tests/perception/test_detector.py checks it).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -24,6 +25,32 @@ MIN_SIGMA = 0.5  # [cells] so that tiny objects still get a neighbourhood of sof
 # at precision 0.9 within 0.02 of the max-pool's (0.5 loses 0.09 on vehicles: duplicate boxes).
 # On the front test split it did not: vehicle recall at precision 0.9 0.64 against 0.74 (README)
 PEAK_IOU = 0.3
+
+# a detection's minimum score: one for every class, or one per class name
+ScoreThresh = float | Mapping[str, float]
+
+
+def class_thresholds(score_thresh: ScoreThresh, num_classes: int = len(CLASSES)) -> torch.Tensor:
+    """(num_classes,) per-class score thresholds from one number, or from a mapping that names
+    every class of CLASSES once; a ValueError names `score_thresh` and the choices otherwise."""
+    if isinstance(score_thresh, Mapping):
+        if set(score_thresh) != set(CLASSES) or num_classes != len(CLASSES):
+            raise ValueError(f"score_thresh={dict(score_thresh)}: give one number, or one per "
+                             f"class naming each of {list(CLASSES)}")
+        values = [score_thresh[name] for name in CLASSES]
+    else:
+        values = [score_thresh] * num_classes
+    if any(isinstance(v, bool) or not isinstance(v, int | float) or not 0.0 <= v <= 1.0
+           for v in values):
+        raise ValueError(f"score_thresh={score_thresh!r}: scores are in [0, 1]")
+    return torch.tensor(values, dtype=torch.float32)
+
+
+def describe_thresh(score_thresh: ScoreThresh) -> str:
+    """"0.3", or "vehicle 0.3, pedestrian 0.3, obstacle 0.5" for per-class thresholds."""
+    if isinstance(score_thresh, Mapping):
+        return ", ".join(f"{name} {score_thresh[name]:g}" for name in CLASSES)
+    return f"{score_thresh:g}"
 
 
 @dataclass
@@ -199,7 +226,7 @@ def decode(
     size: torch.Tensor,
     offset: torch.Tensor,
     topk: int = 100,
-    score_thresh: float = 0.3,
+    score_thresh: ScoreThresh = 0.3,
     stride: int = STRIDE,
     peak_iou: float | None = None,
 ) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
@@ -207,9 +234,11 @@ def decode(
 
     `stride` is the detector's output stride: input pixels per heatmap cell. `peak_iou` picks the
     peak rule (`peak_mask`): None is the 3x3 max-pool. The top-k peaks over all classes with
-    score >= score_thresh become boxes. No NMS.
+    score >= score_thresh (one number, or per class name: `class_thresholds`) become boxes.
+    No NMS.
     """
     b, c, h, w = heatmap.shape
+    thresh = class_thresholds(score_thresh, c).to(heatmap.device)
     heatmap, size, offset = heatmap.float(), size.float(), offset.float()
     boxes = dense_boxes(size, offset, stride)  # (B, 4, h, w)
     peaks = heatmap * peak_mask(heatmap, boxes, peak_iou)
@@ -220,7 +249,7 @@ def decode(
     boxes = boxes.view(b, 4, -1).gather(2, cell[:, None, :].expand(b, 4, k)).transpose(1, 2)
     out = []
     for i in range(b):
-        keep = scores[i] >= score_thresh
+        keep = scores[i] >= thresh[cls[i]]
         out.append((boxes[i][keep], cls[i][keep], scores[i][keep]))
     return out
 

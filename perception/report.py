@@ -13,7 +13,8 @@ from perception.coco_eval import EvalResult
 from roadsight.io import atomic_write_bytes
 from sim.types import CLASSES
 
-COLUMNS = ("AP50", "AP50_95", "AP_loose", "precision", "recall", "recall_max", "n_gt")
+COLUMNS = ("AP50", "AP50_95", "AP_loose", "precision", "recall", "recall_max", "F1", "F1_thresh",
+           "n_gt")
 
 
 def _fmt(v) -> str:
@@ -41,6 +42,7 @@ def _overall(metrics: dict) -> dict:
     return {"AP50": metrics["mAP50"], "AP50_95": metrics["mAP50_95"],
             "AP_loose": metrics["mAP_loose"], "precision": metrics["precision"],
             "recall": metrics["recall"], "recall_max": metrics["recall_max"],
+            "F1": metrics["F1"], "F1_thresh": None,
             "n_gt": sum(pc["n_gt"] for pc in metrics["per_class"].values())}
 
 

@@ -44,7 +44,7 @@ def validate(cfg: DictConfig, out: Path, camera: str = "bev") -> dict:
         recall_by,
     )
     from perception.data import load_coco_dirs
-    from perception.decode import check_peak_iou
+    from perception.decode import check_peak_iou, class_thresholds, describe_thresh
     from perception.report import (
         plot_pr_curves,
         range_table,
@@ -64,6 +64,7 @@ def validate(cfg: DictConfig, out: Path, camera: str = "bev") -> dict:
             attribute_bands(attribute, list(cfg[f"{attribute}_bins"]))
     check_loose_iou(cfg.loose_iou)
     check_peak_iou(cfg.peak_iou)
+    class_thresholds(cfg.score_thresh)
     ckpt = resolve_checkpoint(cfg.checkpoint, camera)
     # a low threshold so that COCO sees the whole ranking; P/R are read at cfg.score_thresh
     detector, _ = load_detector(ckpt, cfg.backend, cfg.onnx, cfg.device, score_thresh=0.001,
@@ -102,8 +103,8 @@ def validate(cfg: DictConfig, out: Path, camera: str = "bev") -> dict:
         console.print(range_table(by_range, "AP50 by distance from the ego"))
     for attribute, bands in recalls.items():
         what = "box height" if attribute == "height" else "visible fraction"
-        console.print(recall_table(bands, f"recall at score >= {cfg.score_thresh:g} by {what}",
-                                   attribute))
+        console.print(recall_table(
+            bands, f"recall at score >= {describe_thresh(cfg.score_thresh)} by {what}", attribute))
     return metrics
 
 

@@ -84,7 +84,10 @@ def test_val_detector_metrics_csv_and_pr_plot(trained, tmp_path):
         assert set(pc) >= {"AP50", "AP50_95", "AP_loose", "precision", "recall", "recall_max"}
         assert pc["recall"] <= pc["recall_max"] and pc["AP50"] <= pc["recall_max"] + 1 / 101
     csv_rows = (tmp_path / "per_class.csv").read_text().splitlines()
-    assert csv_rows[0] == "class,AP50,AP50_95,AP_loose,precision,recall,recall_max,n_gt"
+    assert csv_rows[0] == ("class,AP50,AP50_95,AP_loose,precision,recall,recall_max,F1,F1_thresh,"
+                           "n_gt")
+    vehicle = m["per_class"]["vehicle"]
+    assert 0 < vehicle["F1"] <= 1 and 0 < vehicle["F1_thresh"] <= 1
     assert csv_rows[-1].startswith(f"all,{m['mAP50']},{m['mAP50_95']},{m['mAP_loose']},")
     assert cv2.imread(str(tmp_path / "pr_curve.png")) is not None
     # AP per band of ego distance (the synthetic frames carry no ego_xy: no object in any band)
@@ -179,6 +182,14 @@ def test_detect_on_an_image_folder_with_onnx(trained, tmp_path):
     )
     assert len((tmp_path / "detections.jsonl").read_text().splitlines()) == 8
     assert len(read_frames(tmp_path / "detections.mp4")) == 8
+    # per-class thresholds: only vehicles pass
+    run_cli("detect", f"checkpoint={out / 'best.pt'}", f"source={data / 'images'}",
+            "score_thresh={vehicle:0.2,pedestrian:1.0,obstacle:1.0}", "video=false",
+            f"hydra.run.dir={tmp_path / 'vehicles'}")
+    lines = [json.loads(x) for x in (tmp_path / "vehicles" / "detections.jsonl").read_text()
+             .splitlines()]
+    classes = {c for x in lines for c in x["classes"]}
+    assert classes == {"vehicle"}
 
 
 def test_export_onnx_agrees_with_torch(trained, tmp_path):
@@ -263,6 +274,11 @@ def test_bad_inputs_fail_naming_the_file_and_keep_artefacts(trained, tmp_path):
                    "height_bins=[4]", f"hydra.run.dir={tmp_path / 'h'}", check=False)
     assert proc.returncode != 0
     assert "height_bins=[4]: need two or more increasing box heights [px]" in proc.stderr
+    proc = run_cli("val-detector", f"checkpoint={out / 'best.pt'}", f"data={data}",
+                   "score_thresh={vehicle:0.3}", f"hydra.run.dir={tmp_path / 's'}", check=False)
+    assert proc.returncode != 0
+    assert ("score_thresh={'vehicle': 0.3}: give one number, or one per class naming each of "
+            "['vehicle', 'pedestrian', 'obstacle']") in proc.stderr
     proc = run_cli("val-detector", f"checkpoint={out / 'best.pt'}", f"data={data}",
                    "visible_bins=[1,0.5]", f"hydra.run.dir={tmp_path / 'v'}", check=False)
     assert proc.returncode != 0

@@ -141,6 +141,28 @@ def test_recall_by_visible_fraction_counts_fully_visible_objects_in_the_last_ban
         recall_by(occluded, d, "colour", [0, 1])
 
 
+def test_best_f1_is_exact_over_the_ranking_and_per_class_thresholds_apply():
+    # vehicles: TP at 0.9, FP at 0.8, TP at 0.7 -> F1 0.667, 0.5, 0.8: best 0.8 at score 0.7
+    d = {1: dets([[10, 10, 50, 30], [120, 60, 160, 90]], [0, 0], [0.9, 0.8]),
+         2: dets([[20, 60, 60, 90]], [0], [0.7])}
+    m = evaluate(RECORDS, d).metrics
+    assert m["per_class"]["vehicle"]["F1"] == pytest.approx(0.8)
+    assert m["per_class"]["vehicle"]["F1_thresh"] == pytest.approx(0.7)
+    assert m["per_class"]["pedestrian"]["F1"] == 0.0  # nothing found: no operating point
+    assert m["per_class"]["pedestrian"]["F1_thresh"] is None
+    # the operating point per class: vehicles at 0.75 keep the 0.9 TP and the 0.8 FP
+    per_class = {"vehicle": 0.75, "pedestrian": 0.3, "obstacle": 0.3}
+    m = evaluate(RECORDS, d, score_thresh=per_class).metrics
+    assert m["per_class"]["vehicle"]["recall"] == pytest.approx(0.5)
+    # exact: 1 of the 2 kept is right (COCO's interpolated precision at recall 0.5 says 1.0)
+    assert m["per_class"]["vehicle"]["precision"] == pytest.approx(0.5)
+    assert m["score_thresh"] == per_class
+    by_h = recall_by(RECORDS, d, "height", [0, 100], score_thresh=per_class)
+    assert by_h["0-100 px"]["per_class"]["vehicle"]["recall50"] == pytest.approx(0.5)
+    by_h = recall_by(RECORDS, d, "height", [0, 100], score_thresh={**per_class, "vehicle": 0.6})
+    assert by_h["0-100 px"]["per_class"]["vehicle"]["recall50"] == pytest.approx(1.0)
+
+
 def test_recall_max_is_the_recall_over_every_detection_and_caps_ap50():
     # two vehicles, one found (at a low score), one not: recall_max 0.5 whatever the threshold
     d = {1: dets([[10, 10, 50, 30]], [0], [0.05]), 2: dets([], [], [])}

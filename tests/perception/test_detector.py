@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+from perception.backends import Detector
 from perception.checkpoint import (
     FORMAT,
     CheckpointError,
@@ -16,7 +17,14 @@ from perception.checkpoint import (
     resolve_checkpoint,
     save_checkpoint,
 )
-from perception.decode import check_peak_iou, decode, dense_boxes, encode_targets
+from perception.decode import (
+    check_peak_iou,
+    class_thresholds,
+    decode,
+    dense_boxes,
+    describe_thresh,
+    encode_targets,
+)
 from perception.losses import centre_boxes, detector_loss, masked_giou_loss
 from perception.model import STRIDE, CenterNet, count_parameters
 
@@ -53,6 +61,35 @@ def test_decode_recovers_encoded_boxes_exactly(stride):
     np.testing.assert_allclose(got_boxes.numpy()[order], boxes[want], atol=1e-3)
     np.testing.assert_array_equal(got_cls.numpy()[order], cls[want])
     np.testing.assert_allclose(got_score.numpy(), 1.0)
+
+
+def test_per_class_score_thresholds_keep_each_class_at_its_own_score():
+    input_hw = (64, 64)
+    boxes = np.array([[4, 4, 20, 20], [40, 4, 48, 20], [4, 40, 20, 56]], np.float32)
+    t = encode_targets(boxes, np.array([0, 1, 2]), input_hw)
+    heat, size, offset = targets_as_outputs(t, input_hw)
+    heat *= 0.4  # every peak scores 0.4
+    (_, cls, _), = decode(heat, size, offset, score_thresh=0.3)
+    assert sorted(cls.tolist()) == [0, 1, 2]
+    per_class = {"vehicle": 0.3, "pedestrian": 0.5, "obstacle": 0.35}
+    (_, cls, _), = decode(heat, size, offset, score_thresh=per_class)
+    assert sorted(cls.tolist()) == [0, 2]  # the pedestrian needs 0.5
+    assert describe_thresh(per_class) == "vehicle 0.3, pedestrian 0.5, obstacle 0.35"
+    assert describe_thresh(0.3) == "0.3"
+    np.testing.assert_allclose(class_thresholds(0.25).numpy(), [0.25] * 3)
+    with pytest.raises(ValueError, match=r"one per class naming each of \['vehicle', "
+                                         r"'pedestrian', 'obstacle'\]"):
+        class_thresholds({"vehicle": 0.3})
+
+
+@pytest.mark.parametrize("bad", [{"vehicle": 0.3, "pedestrian": 0.3},
+                                 {"vehicle": 0.3, "pedestrian": 0.3, "obstacle": 0.3, "cat": 0.1},
+                                 1.5, {"vehicle": 0.3, "pedestrian": -0.1, "obstacle": 0.3}])
+def test_bad_score_thresholds_are_refused_naming_the_key(bad):
+    with pytest.raises(ValueError, match=r"^score_thresh="):
+        class_thresholds(bad)
+    with pytest.raises(ValueError, match=r"score_thresh="):
+        Detector(lambda x: x, None, score_thresh=bad)
 
 
 def _two_tiny_neighbours(stride: int = 2):
