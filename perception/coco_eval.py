@@ -12,8 +12,9 @@ import contextlib
 import io
 import itertools
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -169,7 +170,6 @@ def evaluate(
             ev.evaluate()
             ev.accumulate()
         prec = ev.eval["precision"][:, :, :, 0, -1]  # (T, R, K) area=all, maxDets=100
-        recall_max = ev.eval["recall"][IOU_50, :, 0, -1]  # (K,) at the lowest score kept
         for k, name in enumerate(CLASSES):
             if n_gt[name] == 0:
                 continue
@@ -177,14 +177,14 @@ def evaluate(
             p_all = prec[:N_COCO_IOUS, :, k]
             per_class[name]["AP50"] = float(np.mean(np.maximum(p50, 0)))
             per_class[name]["AP50_95"] = float(np.mean(np.maximum(p_all, 0)))
-            # AP50's ceiling: the recall reached at the lowest score
-            per_class[name]["recall_max"] = max(float(recall_max[k]), 0.0)
             if loose_iou is not None:
                 per_class[name]["AP_loose"] = float(np.mean(np.maximum(prec[-1, :, k], 0)))
             result.pr_curves[name] = np.maximum(p50, 0)
             ranked = ranking(ev, k + 1)
             per_class[name]["precision"], per_class[name]["recall"] = operating_point(
                 *ranked, n_gt[name], thresholds[k])
+            # AP50's ceiling: the recall of every detection given
+            per_class[name]["recall_max"] = operating_point(*ranked, n_gt[name], -math.inf)[1]
             per_class[name]["F1"], per_class[name]["F1_thresh"] = best_f1(*ranked, n_gt[name])
     else:
         for name in CLASSES:
@@ -219,17 +219,30 @@ def range_bands(bins: list[float], key: str = "range_bins",
     return bands
 
 
-# what `recall_by` can split objects by: config key, what the bins are, label unit
-RECALL_ATTRIBUTES = {"height": ("height_bins", "box heights [px]", " px"),
-                     "visible": ("visible_bins", "visible fractions", "")}
+class RecallAttribute(NamedTuple):
+    """An object attribute that `recall_by` can split objects by."""
+
+    key: str  # config key of its bins
+    what: str  # what the bins are, for errors
+    unit: str  # band label suffix
+    title: str  # for table titles
+    value: Callable[[dict], float]  # of a COCO ground-truth annotation
+
+
+RECALL_ATTRIBUTES = {
+    "height": RecallAttribute("height_bins", "box heights [px]", " px", "box height",
+                              lambda ann: ann["bbox"][3]),
+    "visible": RecallAttribute("visible_bins", "visible fractions", "", "visible fraction",
+                               lambda ann: ann["visible"]),
+}
 
 
 def attribute_bands(attribute: str, bins: list[float]) -> list[tuple[float, float]]:
     """Bands of a `RECALL_ATTRIBUTES` attribute; ValueError naming its key unless increasing."""
     if attribute not in RECALL_ATTRIBUTES:
         raise ValueError(f"recall by {attribute!r}: choose one of {list(RECALL_ATTRIBUTES)}")
-    key, what, _ = RECALL_ATTRIBUTES[attribute]
-    return range_bands(bins, key, what)
+    spec = RECALL_ATTRIBUTES[attribute]
+    return range_bands(bins, spec.key, spec.what)
 
 
 def recall_by(
@@ -252,11 +265,8 @@ def recall_by(
     """
     check_loose_iou(loose_iou)
     bands = attribute_bands(attribute, bins)
+    value = RECALL_ATTRIBUTES[attribute].value
     gt = indexed(coco_ground_truth(records, min_visible))
-
-    def value(ann: dict) -> float:
-        return ann["bbox"][3] if attribute == "height" else ann[attribute]
-
     thresholds = class_thresholds(score_thresh).tolist()
     dets = [d for d in coco_results(detections) if d["score"] >= thresholds[d["category_id"] - 1]]
     ious = [0.5] if loose_iou is None else [0.5, loose_iou]
@@ -277,7 +287,7 @@ def recall_by(
     else:  # nothing detected: every object is missed
         found = [(a["category_id"] - 1, value(a), np.zeros(len(ious), bool))
                  for a in gt.dataset["annotations"] if not a["iscrowd"]]
-    unit = RECALL_ATTRIBUTES[attribute][2]
+    unit = RECALL_ATTRIBUTES[attribute].unit
     out = {}
     for i, (lo, hi) in enumerate(bands):
         last = i == len(bands) - 1

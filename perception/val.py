@@ -33,6 +33,7 @@ def validate(cfg: DictConfig, out: Path, camera: str = "bev") -> dict:
     from perception.backends import load_detector
     from perception.checkpoint import resolve_checkpoint
     from perception.coco_eval import (
+        RECALL_ATTRIBUTES,
         attribute_bands,
         check_loose_iou,
         coco_ground_truth,
@@ -44,7 +45,7 @@ def validate(cfg: DictConfig, out: Path, camera: str = "bev") -> dict:
         recall_by,
     )
     from perception.data import load_coco_dirs
-    from perception.decode import check_peak_iou, class_thresholds, describe_thresh
+    from perception.decode import class_thresholds, describe_thresh
     from perception.report import (
         plot_pr_curves,
         range_table,
@@ -59,11 +60,12 @@ def validate(cfg: DictConfig, out: Path, camera: str = "bev") -> dict:
         torch.set_num_threads(cfg.threads)
     if cfg.range_bins:
         range_bands(list(cfg.range_bins))  # a bad value fails before any inference
-    for attribute in ("height", "visible"):
-        if cfg[f"{attribute}_bins"]:
-            attribute_bands(attribute, list(cfg[f"{attribute}_bins"]))
+    for attribute, spec in RECALL_ATTRIBUTES.items():
+        if cfg[spec.key]:
+            attribute_bands(attribute, list(cfg[spec.key]))
     check_loose_iou(cfg.loose_iou)
-    check_peak_iou(cfg.peak_iou)
+    # the detector decodes at 0.001 and checks peak_iou itself, before loading anything;
+    # cfg.score_thresh is only read by the scoring below
     class_thresholds(cfg.score_thresh)
     ckpt = resolve_checkpoint(cfg.checkpoint, camera)
     # a low threshold so that COCO sees the whole ranking; P/R are read at cfg.score_thresh
@@ -79,10 +81,9 @@ def validate(cfg: DictConfig, out: Path, camera: str = "bev") -> dict:
                       loose_iou=cfg.loose_iou)
     by_range = evaluate_by_range(records, detections, list(cfg.range_bins), cfg.min_visible,
                                  cfg.min_height, cfg.loose_iou) if cfg.range_bins else None
-    recalls = {attribute: recall_by(records, detections, attribute,
-                                    list(cfg[f"{attribute}_bins"]), cfg.min_visible,
-                                    cfg.score_thresh, cfg.loose_iou)
-               for attribute in ("height", "visible") if cfg[f"{attribute}_bins"]}
+    recalls = {attribute: recall_by(records, detections, attribute, list(cfg[spec.key]),
+                                    cfg.min_visible, cfg.score_thresh, cfg.loose_iou)
+               for attribute, spec in RECALL_ATTRIBUTES.items() if cfg[spec.key]}
     cond = "clean" if corruption is None else f"{corruption.name} severity {corruption.severity}"
     metrics = {**result.metrics, "checkpoint": str(ckpt), "backend": cfg.backend,
                "peak_iou": cfg.peak_iou,
@@ -102,9 +103,8 @@ def validate(cfg: DictConfig, out: Path, camera: str = "bev") -> dict:
     if by_range:
         console.print(range_table(by_range, "AP50 by distance from the ego"))
     for attribute, bands in recalls.items():
-        what = "box height" if attribute == "height" else "visible fraction"
-        console.print(recall_table(
-            bands, f"recall at score >= {describe_thresh(cfg.score_thresh)} by {what}", attribute))
+        console.print(recall_table(bands, f"recall at score >= {describe_thresh(cfg.score_thresh)} "
+                                          f"by {RECALL_ATTRIBUTES[attribute].title}", attribute))
     return metrics
 
 
