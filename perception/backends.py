@@ -19,6 +19,7 @@ from perception.decode import (
     Detections,
     ScoreThresh,
     check_peak_iou,
+    check_snap_px,
     class_thresholds,
     decode,
     to_image_detections,
@@ -81,11 +82,12 @@ class Detector:
 
     def __init__(self, backend: Callable[[torch.Tensor], Outputs], preprocessor: Callable,
                  score_thresh: ScoreThresh = 0.3, topk: int = 100,
-                 peak_iou: float | None = PEAK_IOU):
+                 peak_iou: float | None = PEAK_IOU, snap_px: bool = True):
         self.backend, self.preprocessor = backend, preprocessor
         class_thresholds(score_thresh)  # a bad value fails here, not at the first frame
         self.score_thresh, self.topk = score_thresh, topk
         self.peak_iou = check_peak_iou(peak_iou)
+        self.snap_px = check_snap_px(snap_px)
 
     def detect_batch(self, x: torch.Tensor, letterboxes: Sequence) -> list[Detections]:
         """Already preprocessed (B, 3, H, W) batch and its letterboxes -> Detections per image."""
@@ -93,7 +95,8 @@ class Detector:
         stride = x.shape[-2] // heat.shape[-2]  # the model's output stride, from the shapes
         decoded = decode(heat, size, offset, topk=self.topk, score_thresh=self.score_thresh,
                          stride=stride, peak_iou=self.peak_iou)
-        return [to_image_detections(*d, lb) for d, lb in zip(decoded, letterboxes, strict=True)]
+        return [to_image_detections(*d, lb, self.snap_px)
+                for d, lb in zip(decoded, letterboxes, strict=True)]
 
     def __call__(self, images: Sequence[np.ndarray]) -> list[Detections]:
         """(H, W, 3) uint8 RGB images (same input size after preprocessing) -> Detections."""
@@ -115,7 +118,8 @@ def load_detector(checkpoint: str | Path, backend: str = "torch",
                   onnx_path: str | Path | None = None, device: str = "auto",
                   score_thresh: ScoreThresh = 0.3, topk: int = 100,
                   export_dir: str | Path | None = None,
-                  peak_iou: float | None = PEAK_IOU) -> tuple[Detector, dict]:
+                  peak_iou: float | None = PEAK_IOU,
+                  snap_px: bool = True) -> tuple[Detector, dict]:
     """Detector from a checkpoint (preprocessing from the checkpoint); returns it and the state.
 
     backend="onnx" runs `onnx_path` (from `roadsight export`) in onnxruntime; without it the
@@ -123,6 +127,7 @@ def load_detector(checkpoint: str | Path, backend: str = "torch",
     """
     class_thresholds(score_thresh)  # bad decoding options fail before any load or export
     check_peak_iou(peak_iou)
+    check_snap_px(snap_px)
     state = load_checkpoint(checkpoint)
     preprocessor = instantiate(state["preprocess_cfg"])
     if backend == "torch":
@@ -136,7 +141,7 @@ def load_detector(checkpoint: str | Path, backend: str = "torch",
         engine = OnnxBackend(onnx_path)
     else:
         raise ValueError(f"unknown backend {backend!r}; choose torch or onnx")
-    return Detector(engine, preprocessor, score_thresh, topk, peak_iou), state
+    return Detector(engine, preprocessor, score_thresh, topk, peak_iou, snap_px), state
 
 
 def export_onnx(model: CenterNet, path: str | Path, input_hw: tuple[int, int],

@@ -173,6 +173,14 @@ def check_peak_iou(peak_iou: float | None) -> float | None:
     return float(peak_iou)
 
 
+def check_snap_px(snap_px: bool) -> bool:
+    """`snap_px` must be true or false: a ValueError names the key otherwise."""
+    if not isinstance(snap_px, bool):
+        raise ValueError(f"snap_px={snap_px!r}: choose true (box edges rounded to whole image "
+                         f"pixels) or false (boxes as regressed)")
+    return snap_px
+
+
 def peak_mask(heatmap: torch.Tensor, boxes: torch.Tensor, peak_iou: float | None) -> torch.Tensor:
     """(B, C, h, w) bool: the cells that are peaks.
 
@@ -254,10 +262,29 @@ def decode(
     return out
 
 
+def snap_to_pixels(boxes: np.ndarray, image_size: tuple[int, int]) -> np.ndarray:
+    """(N, 4) xyxy boxes with their edges rounded to whole pixels of a (W, H) image.
+
+    A rendered object covers whole pixels, so its true box (sim/'s ground truth: the extent of
+    its pixels) has integer edges; a box edge predicted within half a pixel of the truth lands on
+    it. A box that rounds to no width (or height) becomes the 1 px column (row) under its centre.
+    """
+    b = np.round(boxes)
+    for lo, hi, extent in ((0, 2, image_size[0]), (1, 3, image_size[1])):
+        empty = b[:, hi] <= b[:, lo]
+        centre = (boxes[empty, lo] + boxes[empty, hi]) / 2
+        b[empty, lo] = np.clip(np.floor(centre), 0, max(extent - 1, 0))
+        b[empty, hi] = b[empty, lo] + 1
+    return b
+
+
 def to_image_detections(
-    boxes: torch.Tensor, cls: torch.Tensor, score: torch.Tensor, letterbox
+    boxes: torch.Tensor, cls: torch.Tensor, score: torch.Tensor, letterbox, snap_px: bool = False
 ) -> Detections:
-    """Map decoded boxes from network input pixels back to the original image (clipped)."""
+    """Map decoded boxes from network input pixels back to the original image (clipped); with
+    `snap_px`, onto its pixel grid (`snap_to_pixels`)."""
     b = letterbox.to_image(boxes.cpu().numpy().astype(np.float32).reshape(-1, 4))
+    if snap_px:
+        b = snap_to_pixels(b, letterbox.image_size)
     return Detections(b.astype(np.float32), cls.cpu().numpy().astype(np.int64),
                       score.cpu().numpy().astype(np.float32))

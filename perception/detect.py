@@ -75,7 +75,8 @@ def main(cfg: DictConfig) -> None:
             torch.set_num_threads(cfg.threads)
         ckpt = resolve_checkpoint(cfg.checkpoint, camera_choice())
         detector, _ = load_detector(ckpt, cfg.backend, cfg.onnx, cfg.device, cfg.score_thresh,
-                                    cfg.topk, export_dir=out, peak_iou=cfg.peak_iou)
+                                    cfg.topk, export_dir=out, peak_iou=cfg.peak_iou,
+                                    snap_px=cfg.snap_px)
         summary = detect_source(detector, cfg.source, out, cfg.batch_size, cfg.max_frames,
                                 cfg.fps, cfg.video)
     except (SourceError, CheckpointError, ValueError) as e:

@@ -185,7 +185,7 @@ def train_detector(cfg: DictConfig, out_dir: str | Path) -> dict:
                 (epoch + 1) % cfg.val_every == 0 or epoch + 1 == cfg.epochs)
             if do_val:
                 det = Detector(TorchBackend(model, device), preprocessor, cfg.eval.score_thresh,
-                               cfg.eval.topk, cfg.eval.peak_iou)
+                               cfg.eval.topk, cfg.eval.peak_iou, cfg.eval.snap_px)
                 val_metrics = evaluate_detector(det, val_records, cfg.min_visible,
                                                 batch_size=cfg.eval.batch_size).metrics
                 model.train()

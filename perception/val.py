@@ -64,13 +64,14 @@ def validate(cfg: DictConfig, out: Path, camera: str = "bev") -> dict:
         if cfg[spec.key]:
             attribute_bands(attribute, list(cfg[spec.key]))
     check_loose_iou(cfg.loose_iou)
-    # the detector decodes at 0.001 and checks peak_iou itself, before loading anything;
+    # the detector decodes at 0.001 and checks peak_iou and snap_px itself, before loading anything;
     # cfg.score_thresh is only read by the scoring below
     class_thresholds(cfg.score_thresh)
     ckpt = resolve_checkpoint(cfg.checkpoint, camera)
     # a low threshold so that COCO sees the whole ranking; P/R are read at cfg.score_thresh
     detector, _ = load_detector(ckpt, cfg.backend, cfg.onnx, cfg.device, score_thresh=0.001,
-                                topk=cfg.topk, export_dir=out, peak_iou=cfg.peak_iou)
+                                topk=cfg.topk, export_dir=out, peak_iou=cfg.peak_iou,
+                                snap_px=cfg.snap_px)
     data = OmegaConf.to_container(cfg.data) if OmegaConf.is_list(cfg.data) else cfg.data
     records = load_coco_dirs(data)
     corruption = instantiate(cfg.corruption) if cfg.corruption else None
@@ -86,7 +87,7 @@ def validate(cfg: DictConfig, out: Path, camera: str = "bev") -> dict:
                for attribute, spec in RECALL_ATTRIBUTES.items() if cfg[spec.key]}
     cond = "clean" if corruption is None else f"{corruption.name} severity {corruption.severity}"
     metrics = {**result.metrics, "checkpoint": str(ckpt), "backend": cfg.backend,
-               "peak_iou": cfg.peak_iou,
+               "peak_iou": cfg.peak_iou, "snap_px": cfg.snap_px,
                "corruption": None if corruption is None else
                {"name": corruption.name, "severity": corruption.severity},
                "data": data, "by_range": by_range, "by_height": recalls.get("height"),

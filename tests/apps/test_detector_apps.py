@@ -10,6 +10,7 @@ from pathlib import Path
 import cv2
 import imageio.v2 as imageio
 import imageio_ffmpeg
+import numpy as np
 import onnxruntime as ort
 import pytest
 import torch
@@ -78,7 +79,7 @@ def test_val_detector_metrics_csv_and_pr_plot(trained, tmp_path):
     )
     m = json.loads((tmp_path / "metrics.json").read_text())
     assert m["mAP50"] > 0.5 and 0 < m["mAP50_95"] <= m["mAP50"] <= m["mAP_loose"]
-    assert m["loose_iou"] == 0.1 and m["peak_iou"] == 0.3  # the config defaults
+    assert m["loose_iou"] == 0.1 and m["peak_iou"] == 0.3 and m["snap_px"]  # config defaults
     for name in ("vehicle", "pedestrian", "obstacle"):
         pc = m["per_class"][name]
         assert set(pc) >= {"AP50", "AP50_95", "AP_loose", "precision", "recall", "recall_max"}
@@ -112,6 +113,9 @@ def test_val_detector_metrics_csv_and_pr_plot(trained, tmp_path):
     ev.accumulate()
     ev.summarize()
     assert ev.stats[1] == pytest.approx(m["mAP50"], abs=1e-6)
+    # snap_px (default): every box edge lies on the pixel grid and every box covers a pixel
+    boxes = np.array([d["bbox"] for d in json.loads((tmp_path / "detections.json").read_text())])
+    assert len(boxes) and np.array_equal(boxes, np.round(boxes)) and (boxes[:, 2:] >= 1).all()
 
 
 def test_val_detector_onnx_backend_under_corruption(trained, tmp_path):
@@ -125,12 +129,15 @@ def test_val_detector_onnx_backend_under_corruption(trained, tmp_path):
         "corruption.name=fog",
         "corruption.severity=3",
         "peak_iou=null",
+        "snap_px=false",
         f"hydra.run.dir={tmp_path}",
     )
     m = json.loads((tmp_path / "metrics.json").read_text())
     assert m["backend"] == "onnx" and m["corruption"] == {"name": "fog", "severity": 3}
-    assert m["peak_iou"] is None
+    assert m["peak_iou"] is None and m["snap_px"] is False
     assert m["mAP50"] is not None
+    boxes = np.array([d["bbox"] for d in json.loads((tmp_path / "detections.json").read_text())])
+    assert not np.array_equal(boxes, np.round(boxes))  # as regressed: off the pixel grid
 
 
 def ffprobe_video_line(path: Path) -> str:
@@ -288,6 +295,10 @@ def test_bad_inputs_fail_naming_the_file_and_keep_artefacts(trained, tmp_path):
                        f"hydra.run.dir={tmp_path / 'p'}", check=False)
         assert proc.returncode != 0
         assert "peak_iou=1.5: choose null (3x3 max-pool peaks) or an IoU in [0, 1)" in proc.stderr
+    proc = run_cli("detect", f"checkpoint={out / 'best.pt'}", f"source={data}", "snap_px=maybe",
+                   f"hydra.run.dir={tmp_path / 'x'}", check=False)
+    assert proc.returncode != 0
+    assert "snap_px='maybe': choose true (box edges rounded to whole image pixels)" in proc.stderr
 
 
 def test_missing_shipped_checkpoint_says_how_to_train_it(tmp_path):

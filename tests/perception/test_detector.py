@@ -19,14 +19,18 @@ from perception.checkpoint import (
 )
 from perception.decode import (
     check_peak_iou,
+    check_snap_px,
     class_thresholds,
     decode,
     dense_boxes,
     describe_thresh,
     encode_targets,
+    snap_to_pixels,
+    to_image_detections,
 )
-from perception.losses import centre_boxes, detector_loss, masked_giou_loss
+from perception.losses import box_inter_union, centre_boxes, detector_loss, masked_giou_loss
 from perception.model import STRIDE, CenterNet, count_parameters
+from perception.preprocess import Letterbox
 
 torch.set_num_threads(1)
 TINY = dict(widths=(8, 16, 16, 32), depths=(0, 0, 0, 0), neck_channels=16, head_channels=16)
@@ -156,6 +160,39 @@ def test_bad_peak_iou_names_the_key(bad):
     with pytest.raises(ValueError, match="peak_iou"):
         check_peak_iou(bad)
     assert check_peak_iou(None) is None and check_peak_iou(0) == 0.0
+
+
+def test_snap_to_pixels_rounds_edges_and_keeps_every_box_a_pixel_wide():
+    boxes = np.array([[10.4, 5.6, 13.49, 8.51],  # edges within half a pixel of the grid
+                      [3.2, 1.1, 3.4, 1.3],  # rounds to nothing: the pixel under its centre
+                      [319.8, 159.7, 320.0, 160.0]], np.float32)  # same, at the image corner
+    np.testing.assert_array_equal(snap_to_pixels(boxes, (320, 160)),
+                                  [[10, 6, 13, 9], [3, 1, 4, 2], [319, 159, 320, 160]])
+    assert snap_to_pixels(np.zeros((0, 4), np.float32), (320, 160)).shape == (0, 4)
+
+
+def test_snapping_puts_a_tiny_box_placed_within_half_a_pixel_back_on_its_truth():
+    truth = torch.tensor([[10.0, 10.0, 12.0, 12.0]])  # a 2x2 px far pedestrian
+    regressed = torch.tensor([[10.4, 9.6, 12.4, 11.6]])  # each edge 0.4 px off: IoU 0.47
+    lb = Letterbox.identity((64, 64))
+    kw = dict(cls=torch.tensor([1]), score=torch.tensor([0.9]), letterbox=lb)
+    raw = to_image_detections(regressed, **kw).boxes
+    snapped = to_image_detections(regressed, **kw, snap_px=True).boxes
+
+    def iou(b):
+        inter, union = box_inter_union(torch.from_numpy(b), truth)
+        return float(inter / union)
+
+    assert iou(raw) < 0.5  # a miss at COCO's IoU 0.5
+    assert iou(snapped) == 1.0
+
+
+@pytest.mark.parametrize("bad", ["maybe", 1, None])
+def test_bad_snap_px_names_the_key(bad):
+    with pytest.raises(ValueError, match=r"^snap_px="):
+        check_snap_px(bad)
+    with pytest.raises(ValueError, match=r"^snap_px="):
+        Detector(lambda x: x, None, snap_px=bad)
 
 
 def test_encoder_ignores_low_visibility_regions_but_not_real_objects():
