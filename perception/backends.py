@@ -14,16 +14,7 @@ from hydra.utils import instantiate
 
 from perception.checkpoint import CheckpointError, build_model, load_checkpoint
 from perception.data import prepare_image
-from perception.decode import (
-    PEAK_IOU,
-    Detections,
-    ScoreThresh,
-    check_peak_iou,
-    check_snap_px,
-    class_thresholds,
-    decode,
-    to_image_detections,
-)
+from perception.decode import DecodeOptions, Detections, decode, to_image_detections
 from perception.model import CenterNet, ExportWrapper, fuse_conv_bn
 from roadsight.io import atomic_write_bytes
 
@@ -81,21 +72,18 @@ class Detector:
     """Images -> Detections: shared preprocessing, a backend, peak decoding."""
 
     def __init__(self, backend: Callable[[torch.Tensor], Outputs], preprocessor: Callable,
-                 score_thresh: ScoreThresh = 0.3, topk: int = 100,
-                 peak_iou: float | None = PEAK_IOU, snap_px: bool = True):
+                 options: DecodeOptions | None = None):
         self.backend, self.preprocessor = backend, preprocessor
-        class_thresholds(score_thresh)  # a bad value fails here, not at the first frame
-        self.score_thresh, self.topk = score_thresh, topk
-        self.peak_iou = check_peak_iou(peak_iou)
-        self.snap_px = check_snap_px(snap_px)
+        self.options = DecodeOptions() if options is None else options
 
     def detect_batch(self, x: torch.Tensor, letterboxes: Sequence) -> list[Detections]:
         """Already preprocessed (B, 3, H, W) batch and its letterboxes -> Detections per image."""
         heat, size, offset = self.backend(x)
         stride = x.shape[-2] // heat.shape[-2]  # the model's output stride, from the shapes
-        decoded = decode(heat, size, offset, topk=self.topk, score_thresh=self.score_thresh,
-                         stride=stride, peak_iou=self.peak_iou)
-        return [to_image_detections(*d, lb, self.snap_px)
+        o = self.options
+        decoded = decode(heat, size, offset, topk=o.topk, score_thresh=o.score_thresh,
+                         stride=stride, peak_iou=o.peak_iou)
+        return [to_image_detections(*d, lb, o.snap_px)
                 for d, lb in zip(decoded, letterboxes, strict=True)]
 
     def __call__(self, images: Sequence[np.ndarray]) -> list[Detections]:
@@ -116,18 +104,14 @@ def input_hw(preprocessor) -> tuple[int, int]:
 
 def load_detector(checkpoint: str | Path, backend: str = "torch",
                   onnx_path: str | Path | None = None, device: str = "auto",
-                  score_thresh: ScoreThresh = 0.3, topk: int = 100,
-                  export_dir: str | Path | None = None,
-                  peak_iou: float | None = PEAK_IOU,
-                  snap_px: bool = True) -> tuple[Detector, dict]:
+                  options: DecodeOptions | None = None,
+                  export_dir: str | Path | None = None) -> tuple[Detector, dict]:
     """Detector from a checkpoint (preprocessing from the checkpoint); returns it and the state.
 
     backend="onnx" runs `onnx_path` (from `roadsight export`) in onnxruntime; without it the
-    checkpoint is exported to `export_dir`/detector.onnx first.
+    checkpoint is exported to `export_dir`/detector.onnx first. `options` (default:
+    `DecodeOptions()`) were checked when they were made, before anything is loaded.
     """
-    class_thresholds(score_thresh)  # bad decoding options fail before any load or export
-    check_peak_iou(peak_iou)
-    check_snap_px(snap_px)
     state = load_checkpoint(checkpoint)
     preprocessor = instantiate(state["preprocess_cfg"])
     if backend == "torch":
@@ -141,7 +125,7 @@ def load_detector(checkpoint: str | Path, backend: str = "torch",
         engine = OnnxBackend(onnx_path)
     else:
         raise ValueError(f"unknown backend {backend!r}; choose torch or onnx")
-    return Detector(engine, preprocessor, score_thresh, topk, peak_iou, snap_px), state
+    return Detector(engine, preprocessor, options), state
 
 
 def export_onnx(model: CenterNet, path: str | Path, input_hw: tuple[int, int],

@@ -8,7 +8,7 @@ targets gives the boxes back (tests/perception/test_detector.py checks it).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -180,6 +180,37 @@ def check_snap_px(snap_px: bool) -> bool:
         raise ValueError(f"snap_px={snap_px!r}: choose true (box edges rounded to whole image "
                          f"pixels) or false (boxes as regressed)")
     return snap_px
+
+
+def check_topk(topk: int) -> int:
+    """`topk` must be a whole number >= 1: a ValueError names the key otherwise."""
+    if isinstance(topk, bool) or not isinstance(topk, int) or topk < 1:
+        raise ValueError(f"topk={topk!r}: choose a whole number >= 1 (detections kept per image)")
+    return topk
+
+
+@dataclass(frozen=True)
+class DecodeOptions:
+    """How head outputs become detections: `decode` (score_thresh, topk, peak_iou), then
+    `to_image_detections` (snap_px). Checked when made, so that a bad config value fails,
+    naming its key, before a checkpoint is loaded or a frame is read."""
+
+    score_thresh: ScoreThresh = 0.3  # one number, or per class name (`class_thresholds`)
+    topk: int = 100  # detections kept per image
+    peak_iou: float | None = PEAK_IOU  # the peak rule (`peak_mask`); None: 3x3 max-pool
+    snap_px: bool = True  # box edges on the image's pixel grid (`snap_to_pixels`)
+
+    def __post_init__(self):
+        class_thresholds(self.score_thresh)
+        check_topk(self.topk)
+        object.__setattr__(self, "peak_iou", check_peak_iou(self.peak_iou))
+        check_snap_px(self.snap_px)
+
+    @classmethod
+    def from_cfg(cls, cfg: Mapping, **overrides) -> DecodeOptions:
+        """From a config holding the four keys (detect, val-detector, train-detector's `eval`)."""
+        options = cls(cfg["score_thresh"], cfg["topk"], cfg["peak_iou"], cfg["snap_px"])
+        return replace(options, **overrides)
 
 
 def peak_mask(heatmap: torch.Tensor, boxes: torch.Tensor, peak_iou: float | None) -> torch.Tensor:

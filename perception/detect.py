@@ -64,6 +64,7 @@ def detect_source(detector, source: str | Path, out: Path, batch_size: int = 8,
 def main(cfg: DictConfig) -> None:
     from perception.backends import load_detector
     from perception.checkpoint import camera_choice, resolve_checkpoint
+    from perception.decode import DecodeOptions
     from perception.video import SourceError
 
     out = check_writable(Path(HydraConfig.get().runtime.output_dir))
@@ -73,10 +74,10 @@ def main(cfg: DictConfig) -> None:
             import torch
 
             torch.set_num_threads(cfg.threads)
+        options = DecodeOptions.from_cfg(cfg)  # a bad value fails before anything is loaded
         ckpt = resolve_checkpoint(cfg.checkpoint, camera_choice())
-        detector, _ = load_detector(ckpt, cfg.backend, cfg.onnx, cfg.device, cfg.score_thresh,
-                                    cfg.topk, export_dir=out, peak_iou=cfg.peak_iou,
-                                    snap_px=cfg.snap_px)
+        detector, _ = load_detector(ckpt, cfg.backend, cfg.onnx, cfg.device, options,
+                                    export_dir=out)
         summary = detect_source(detector, cfg.source, out, cfg.batch_size, cfg.max_frames,
                                 cfg.fps, cfg.video)
     except (SourceError, CheckpointError, ValueError) as e:

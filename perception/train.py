@@ -27,7 +27,7 @@ def main(cfg: DictConfig) -> float | None:
     run = RunRecord(out, "train-detector", cfg.seed, str(resolve_device(cfg.device)))
     try:
         metrics = train_detector(cfg, out)
-    except (DatasetError, CheckpointError) as e:
+    except (DatasetError, CheckpointError, ValueError) as e:  # bad data, weights or values
         run.finish(status="error", error=str(e))
         log.error("%s", e)
         sys.exit(f"roadsight train-detector: {e}")

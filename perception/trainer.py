@@ -26,6 +26,7 @@ from perception.checkpoint import (
 )
 from perception.coco_eval import evaluate_detector
 from perception.data import DetectionDataset, load_coco_dirs, make_loader
+from perception.decode import DecodeOptions
 from perception.losses import detector_loss
 from perception.model import count_parameters
 from sim.types import CLASSES
@@ -104,6 +105,7 @@ def train_detector(cfg: DictConfig, out_dir: str | Path) -> dict:
     if cfg.get("threads"):
         torch.set_num_threads(cfg.threads)
     seed_everything(cfg.seed)
+    decode_options = DecodeOptions.from_cfg(cfg.eval)  # a bad eval value fails before any work
     data_dirs = cfg.data if OmegaConf.is_list(cfg.data) else [cfg.data]
     train_records = load_coco_dirs(list(data_dirs))
     val_records = load_coco_dirs(list(cfg.val_data) if OmegaConf.is_list(cfg.val_data)
@@ -184,8 +186,7 @@ def train_detector(cfg: DictConfig, out_dir: str | Path) -> dict:
             do_val = val_records is not None and (
                 (epoch + 1) % cfg.val_every == 0 or epoch + 1 == cfg.epochs)
             if do_val:
-                det = Detector(TorchBackend(model, device), preprocessor, cfg.eval.score_thresh,
-                               cfg.eval.topk, cfg.eval.peak_iou, cfg.eval.snap_px)
+                det = Detector(TorchBackend(model, device), preprocessor, decode_options)
                 val_metrics = evaluate_detector(det, val_records, cfg.min_visible,
                                                 batch_size=cfg.eval.batch_size).metrics
                 model.train()

@@ -45,7 +45,7 @@ def validate(cfg: DictConfig, out: Path, camera: str = "bev") -> dict:
         recall_by,
     )
     from perception.data import load_coco_dirs
-    from perception.decode import class_thresholds, describe_thresh
+    from perception.decode import DecodeOptions, describe_thresh
     from perception.report import (
         plot_pr_curves,
         range_table,
@@ -64,14 +64,11 @@ def validate(cfg: DictConfig, out: Path, camera: str = "bev") -> dict:
         if cfg[spec.key]:
             attribute_bands(attribute, list(cfg[spec.key]))
     check_loose_iou(cfg.loose_iou)
-    # the detector decodes at 0.001 and checks peak_iou and snap_px itself, before loading anything;
-    # cfg.score_thresh is only read by the scoring below
-    class_thresholds(cfg.score_thresh)
+    # decoded at a low threshold so that COCO sees the whole ranking; P/R are read at
+    # cfg.score_thresh, which from_cfg checks with the other options, before anything is loaded
+    options = DecodeOptions.from_cfg(cfg, score_thresh=0.001)
     ckpt = resolve_checkpoint(cfg.checkpoint, camera)
-    # a low threshold so that COCO sees the whole ranking; P/R are read at cfg.score_thresh
-    detector, _ = load_detector(ckpt, cfg.backend, cfg.onnx, cfg.device, score_thresh=0.001,
-                                topk=cfg.topk, export_dir=out, peak_iou=cfg.peak_iou,
-                                snap_px=cfg.snap_px)
+    detector, _ = load_detector(ckpt, cfg.backend, cfg.onnx, cfg.device, options, export_dir=out)
     data = OmegaConf.to_container(cfg.data) if OmegaConf.is_list(cfg.data) else cfg.data
     records = load_coco_dirs(data)
     corruption = instantiate(cfg.corruption) if cfg.corruption else None

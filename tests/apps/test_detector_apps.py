@@ -299,6 +299,16 @@ def test_bad_inputs_fail_naming_the_file_and_keep_artefacts(trained, tmp_path):
                    f"hydra.run.dir={tmp_path / 'x'}", check=False)
     assert proc.returncode != 0
     assert "snap_px='maybe': choose true (box edges rounded to whole image pixels)" in proc.stderr
+    proc = run_cli("val-detector", f"checkpoint={out / 'best.pt'}", f"data={data}", "topk=0",
+                   f"hydra.run.dir={tmp_path / 'k'}", check=False)
+    assert proc.returncode != 0
+    assert "topk=0: choose a whole number >= 1 (detections kept per image)" in proc.stderr
+    # train-detector checks its eval decoding before it loads any data
+    proc = run_cli("train-detector", "data=/nonexistent", "eval.peak_iou=2",
+                   f"hydra.run.dir={tmp_path / 't'}", check=False)
+    assert proc.returncode != 0
+    assert "peak_iou=2: choose null (3x3 max-pool peaks)" in proc.stderr
+    assert not (tmp_path / "t" / "last.pt").exists()
 
 
 def test_missing_shipped_checkpoint_says_how_to_train_it(tmp_path):

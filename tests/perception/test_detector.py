@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from omegaconf import OmegaConf
 
-from perception.backends import Detector
 from perception.checkpoint import (
     FORMAT,
     CheckpointError,
@@ -18,6 +18,7 @@ from perception.checkpoint import (
     save_checkpoint,
 )
 from perception.decode import (
+    DecodeOptions,
     check_peak_iou,
     check_snap_px,
     class_thresholds,
@@ -93,7 +94,7 @@ def test_bad_score_thresholds_are_refused_naming_the_key(bad):
     with pytest.raises(ValueError, match=r"^score_thresh="):
         class_thresholds(bad)
     with pytest.raises(ValueError, match=r"score_thresh="):
-        Detector(lambda x: x, None, score_thresh=bad)
+        DecodeOptions(score_thresh=bad)
 
 
 def _two_tiny_neighbours(stride: int = 2):
@@ -159,7 +160,29 @@ def test_neighbour_cells_between_two_objects_get_no_box():
 def test_bad_peak_iou_names_the_key(bad):
     with pytest.raises(ValueError, match="peak_iou"):
         check_peak_iou(bad)
+    with pytest.raises(ValueError, match=r"^peak_iou="):
+        DecodeOptions(peak_iou=bad)
     assert check_peak_iou(None) is None and check_peak_iou(0) == 0.0
+
+
+@pytest.mark.parametrize("bad", [0, -5, 2.5, "100", True])
+def test_bad_topk_names_the_key(bad):
+    with pytest.raises(ValueError, match=r"^topk=.*whole number >= 1"):
+        DecodeOptions(topk=bad)
+
+
+def test_decode_options_come_from_a_config_and_overrides_are_checked():
+    cfg = OmegaConf.create({"score_thresh": {"vehicle": 0.4, "pedestrian": 0.3, "obstacle": 0.5},
+                            "topk": 50, "peak_iou": 0, "snap_px": False, "batch_size": 8})
+    options = DecodeOptions.from_cfg(cfg)
+    assert (options.topk, options.peak_iou, options.snap_px) == (50, 0.0, False)
+    assert isinstance(options.peak_iou, float)
+    assert class_thresholds(options.score_thresh).tolist() == pytest.approx([0.4, 0.3, 0.5])
+    assert DecodeOptions.from_cfg(cfg, score_thresh=0.001).score_thresh == 0.001
+    with pytest.raises(ValueError, match=r"^score_thresh="):
+        DecodeOptions.from_cfg(cfg, score_thresh=2.0)
+    with pytest.raises(ValueError, match=r"^snap_px="):
+        DecodeOptions.from_cfg(OmegaConf.merge(cfg, {"snap_px": "yes"}))
 
 
 def test_snap_to_pixels_rounds_edges_and_keeps_every_box_a_pixel_wide():
@@ -192,7 +215,7 @@ def test_bad_snap_px_names_the_key(bad):
     with pytest.raises(ValueError, match=r"^snap_px="):
         check_snap_px(bad)
     with pytest.raises(ValueError, match=r"^snap_px="):
-        Detector(lambda x: x, None, snap_px=bad)
+        DecodeOptions(snap_px=bad)
 
 
 def test_encoder_ignores_low_visibility_regions_but_not_real_objects():

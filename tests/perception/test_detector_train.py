@@ -16,6 +16,7 @@ from perception.backends import Detector, TorchBackend
 from perception.checkpoint import CheckpointError, build_model, load_checkpoint
 from perception.coco_eval import evaluate_detector
 from perception.data import load_coco_dirs
+from perception.decode import DecodeOptions
 from perception.synthetic import write_synthetic_coco
 from perception.trainer import train_detector
 from roadsight.paths import CONF_DIR
@@ -40,7 +41,7 @@ def ap50_on(checkpoint, data_dir, score_thresh=0.001):
     from hydra.utils import instantiate
 
     det = Detector(TorchBackend(build_model(state), "cpu"), instantiate(state["preprocess_cfg"]),
-                   score_thresh=score_thresh)
+                   DecodeOptions(score_thresh=score_thresh))
     return evaluate_detector(det, load_coco_dirs(data_dir)).metrics
 
 
