@@ -269,40 +269,29 @@ def test_bad_inputs_fail_naming_the_file_and_keep_artefacts(trained, tmp_path):
         check=False,
     )
     assert proc.returncode != 0 and "corrupt.pt: not a readable torch file" in proc.stderr
-    proc = run_cli("val-detector", f"checkpoint={out / 'best.pt'}", f"data={data}",
-                   "range_bins=[40,20]", f"hydra.run.dir={tmp_path / 'r'}", check=False)
-    assert proc.returncode != 0
-    assert "range_bins=[40, 20]: need two or more increasing" in proc.stderr
-    proc = run_cli("val-detector", f"checkpoint={out / 'best.pt'}", f"data={data}",
-                   "loose_iou=0.7", f"hydra.run.dir={tmp_path / 'l'}", check=False)
-    assert proc.returncode != 0
-    assert "loose_iou=0.7: choose an IoU in (0, 0.5), or null" in proc.stderr
-    proc = run_cli("val-detector", f"checkpoint={out / 'best.pt'}", f"data={data}",
-                   "height_bins=[4]", f"hydra.run.dir={tmp_path / 'h'}", check=False)
-    assert proc.returncode != 0
-    assert "height_bins=[4]: need two or more increasing box heights [px]" in proc.stderr
-    proc = run_cli("val-detector", f"checkpoint={out / 'best.pt'}", f"data={data}",
-                   "score_thresh={vehicle:0.3}", f"hydra.run.dir={tmp_path / 's'}", check=False)
-    assert proc.returncode != 0
-    assert ("score_thresh={'vehicle': 0.3}: give one number, or one per class naming each of "
-            "['vehicle', 'pedestrian', 'obstacle']") in proc.stderr
-    proc = run_cli("val-detector", f"checkpoint={out / 'best.pt'}", f"data={data}",
-                   "visible_bins=[1,0.5]", f"hydra.run.dir={tmp_path / 'v'}", check=False)
-    assert proc.returncode != 0
-    assert "visible_bins=[1, 0.5]: need two or more increasing visible fractions" in proc.stderr
-    for app, input_arg in (("val-detector", f"data={data}"), ("detect", f"source={data}")):
-        proc = run_cli(app, f"checkpoint={out / 'best.pt'}", input_arg, "peak_iou=1.5",
-                       f"hydra.run.dir={tmp_path / 'p'}", check=False)
-        assert proc.returncode != 0
-        assert "peak_iou=1.5: choose null (3x3 max-pool peaks) or an IoU in [0, 1)" in proc.stderr
-    proc = run_cli("detect", f"checkpoint={out / 'best.pt'}", f"source={data}", "snap_px=maybe",
-                   f"hydra.run.dir={tmp_path / 'x'}", check=False)
-    assert proc.returncode != 0
-    assert "snap_px='maybe': choose true (box edges rounded to whole image pixels)" in proc.stderr
-    proc = run_cli("val-detector", f"checkpoint={out / 'best.pt'}", f"data={data}", "topk=0",
-                   f"hydra.run.dir={tmp_path / 'k'}", check=False)
-    assert proc.returncode != 0
-    assert "topk=0: choose a whole number >= 1 (detections kept per image)" in proc.stderr
+    # bad values fail naming the key and the choices, before any inference
+    val, det = ("val-detector", f"data={data}"), ("detect", f"source={data}")
+    bad_values = [
+        (val, "range_bins=[40,20]", "range_bins=[40, 20]: need two or more increasing"),
+        (val, "loose_iou=0.7", "loose_iou=0.7: choose an IoU in (0, 0.5), or null"),
+        (val, "height_bins=[4]", "height_bins=[4]: need two or more increasing box heights [px]"),
+        (val, "score_thresh={vehicle:0.3}", "score_thresh={'vehicle': 0.3}: give one number, "
+                                            "or one per class naming each of ['vehicle', "
+                                            "'pedestrian', 'obstacle']"),
+        (val, "visible_bins=[1,0.5]",
+         "visible_bins=[1, 0.5]: need two or more increasing visible fractions"),
+        (val, "peak_iou=1.5", "peak_iou=1.5: choose null (3x3 max-pool peaks) or an IoU in [0, 1)"),
+        (det, "peak_iou=1.5", "peak_iou=1.5: choose null (3x3 max-pool peaks) or an IoU in [0, 1)"),
+        (det, "snap_px=maybe", "snap_px='maybe': choose true (box edges rounded to whole image "
+                               "pixels)"),
+        (val, "topk=0", "topk=0: choose a whole number >= 1 (detections kept per image)"),
+    ]
+    for i, ((app, input_arg), value, message) in enumerate(bad_values):
+        run_dir = tmp_path / f"bad{i}"
+        proc = run_cli(app, ckpt, input_arg, value, f"hydra.run.dir={run_dir}", check=False)
+        assert proc.returncode != 0, value
+        assert message in proc.stderr, (value, proc.stderr[-500:])
+        assert not (run_dir / "metrics.json").exists()
     # train-detector checks its eval decoding before it loads any data
     proc = run_cli("train-detector", "data=/nonexistent", "eval.peak_iou=2",
                    f"hydra.run.dir={tmp_path / 't'}", check=False)
