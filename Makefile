@@ -43,35 +43,51 @@ clean:
 # highway with hazards. `make datasets-bev` then `make models/detector_bev.pt` reproduce the shipped
 # checkpoint (same for front).
 DATA ?= data
-# $(1) camera, $(2) split, $(3) first seed, $(4) urban episodes, $(5) highway episodes
-define record_split
+# $(1) camera, $(2) split part, $(3) first urban seed, $(4) urban episodes, $(5) first highway
+# seed, $(6) highway episodes. An episode's frames depend only on its seed, so two parts with
+# consecutive seeds hold what one part with all the episodes would.
+define record_part
 	$(BIN)/roadsight record env=urban_crossing camera=$(1) episodes=$(4) seed=$(3) record.every=2 hydra.run.dir=$(DATA)/$(1)/urban_$(2)
-	$(BIN)/roadsight record env=highway_hazards camera=$(1) episodes=$(5) seed=$(3) hydra.run.dir=$(DATA)/$(1)/hazards_$(2)
+	$(BIN)/roadsight record env=highway_hazards camera=$(1) episodes=$(6) seed=$(5) hydra.run.dir=$(DATA)/$(1)/hazards_$(2)
 endef
+# $(1) camera, $(2) split, $(3) first seed (urban and highway), $(4) urban, $(5) highway episodes
+record_split = $(call record_part,$(1),$(2),$(3),$(4),$(3),$(5))
 
 # train episodes (urban, highway) per camera: the front camera's objects are small, it gets more
 TRAIN_EPISODES_bev := 30 24
 TRAIN_EPISODES_front := 150 150
 train_episodes = $(word $(2),$(TRAIN_EPISODES_$(1)))
+# The front camera has a second part of each: train2 (seeds 150..299) doubled its train frames to
+# 17,247; val2 (seeds 1005.. urban, 1004.. highway) makes its val split 1,124 frames, enough to
+# tell two recipes apart (the 288 frames of val alone could not).
+TRAIN_PARTS_bev := train
+TRAIN_PARTS_front := train train2
+VAL_PARTS_bev := val
+VAL_PARTS_front := val val2
 
 datasets-%: $(STAMP)
 	$(call record_split,$*,train,0,$(call train_episodes,$*,1),$(call train_episodes,$*,2))
 	$(call record_split,$*,val,1000,5,4)
 	$(call record_split,$*,test,2000,8,6)
+	$(if $(filter train2,$(TRAIN_PARTS_$*)),$(call record_split,$*,train2,150,150,150))
+	$(if $(filter val2,$(VAL_PARTS_$*)),$(call record_part,$*,val2,1005,15,1004,12))
 
 # The shipped checkpoints: trained on the train split, best.pt chosen on val, scored on test.
 PREPROCESS_bev := default
 PREPROCESS_front := front
 EPOCHS_bev := 24
-EPOCHS_front := 10
+EPOCHS_front := 6
 # the front camera's far objects are 2-12 px high: heads at stride 2 instead of 4, and a GIoU
 # loss on top of the L1 terms, so that the box of a 3 px object is fitted as tightly as a large one
 TRAIN_ARGS_front := detector.out_stride=2 loss.giou_weight=1.0
-splits = "$(2)=[$(DATA)/$(1)/urban_$(3),$(DATA)/$(1)/hazards_$(3)]"
+comma := ,
+space := $(subst ,, )
+# $(1) camera, $(2) config key, $(3) split parts -> "key=[urban_part,hazards_part,...]"
+splits = "$(2)=[$(subst $(space),$(comma),$(strip $(foreach p,$(3),$(DATA)/$(1)/urban_$(p) $(DATA)/$(1)/hazards_$(p))))]"
 
 models/detector_%.pt: $(STAMP)
 	$(BIN)/roadsight train-detector preprocess=$(PREPROCESS_$*) epochs=$(EPOCHS_$*) $(TRAIN_ARGS_$*) workers=1 \
-	  $(call splits,$*,data,train) $(call splits,$*,val_data,val) hydra.run.dir=outputs/detector_$*
+	  $(call splits,$*,data,$(TRAIN_PARTS_$*)) $(call splits,$*,val_data,val) hydra.run.dir=outputs/detector_$*
 	cp outputs/detector_$*/best.pt $@
 
 # The README's training-curve plot, from the two training runs' metrics.json
@@ -90,6 +106,13 @@ docs/detect_front_example.png: models/detector_front.pt
 	  hydra.run.dir=outputs/detect_front_example
 	$(BIN)/python -c "from perception.report import video_stills; \
 	  video_stills('outputs/detect_front_example/detections.mp4', [41, 129, 204, 292], '$@')"
+
+# A checkpoint on the whole val split (every part), to compare training recipes before the test
+# split is looked at: make score-val-front CHECKPOINT=outputs/<run>/best.pt (default: shipped)
+CHECKPOINT ?=
+score-val-%: $(STAMP)
+	$(BIN)/roadsight val-detector camera=$* $(if $(CHECKPOINT),checkpoint=$(CHECKPOINT)) \
+	  $(call splits,$*,data,$(VAL_PARTS_$*)) hydra.run.dir=outputs/detector_$*_val
 
 # Test-split scores of the shipped checkpoint, clean and under corruptions (a Hydra multirun).
 CORRUPTIONS ?= gaussian_noise,motion_blur,fog,rain
