@@ -1,7 +1,7 @@
 """Suite `detector`: latency per frame of each camera's default checkpoint (torch, onnxruntime;
 batch 1 and 32) at its own input size, beside one highway-fast-v0 step measured in the same run.
-The "torch+decode" rows add the peak decoding (default `peak_iou`) to the torch forward pass:
-what `detect` spends per frame after preprocessing.
+The "torch+decode" rows add the peak decoding with the default `DecodeOptions` (what `detect`
+runs) to the torch forward pass: what `detect` spends per frame after preprocessing.
 
 The architecture and input size come from the checkpoint (`models/detector_<camera>.pt` unless
 `checkpoints` names another file), so the figures are those of the model `detect` would run.
@@ -18,7 +18,7 @@ from hydra.utils import instantiate
 
 from perception.backends import OnnxBackend, TorchBackend, export_onnx, input_hw, measure_latency
 from perception.checkpoint import build_model, load_checkpoint, resolve_checkpoint
-from perception.decode import PEAK_IOU, decode
+from perception.decode import DecodeOptions, decode
 from perception.model import count_parameters
 from roadsight.bench.camera_cost import camera_cost
 
@@ -30,6 +30,7 @@ def run_detector_suite(
     """Latency rows per (camera's checkpoint, backend, batch), with the ratio to one env step."""
     torch.manual_seed(seed)
     rows, step_ms, params = [], [], {}
+    options = DecodeOptions()  # the decoding `detect` runs by default
     with tempfile.TemporaryDirectory() as tmp:
         for camera in cameras:
             path = resolve_checkpoint(checkpoints.get(camera), camera)
@@ -39,7 +40,8 @@ def run_detector_suite(
             params[camera] = count_parameters(net)
             engines = {"torch": TorchBackend(net, "cpu")}
             engines["torch+decode"] = lambda x, forward=engines["torch"], s=net.stride: decode(
-                *forward(x), stride=s, peak_iou=PEAK_IOU)
+                *forward(x), topk=options.topk, score_thresh=options.score_thresh, stride=s,
+                peak_iou=options.peak_iou)
             if torch.cuda.is_available():
                 engines["torch-cuda"] = TorchBackend(net, "cuda")
             onnx = export_onnx(net, Path(tmp) / f"{camera}.onnx", (h, w))
