@@ -16,6 +16,7 @@ from perception.checkpoint import CheckpointError, build_model, load_checkpoint
 from perception.data import prepare_image
 from perception.decode import DecodeOptions, Detections, decode, to_image_detections
 from perception.model import CenterNet, ExportWrapper, fuse_conv_bn
+from roadsight.errors import ConfigError
 from roadsight.io import atomic_write_bytes
 
 log = logging.getLogger(__name__)
@@ -97,8 +98,8 @@ def input_hw(preprocessor) -> tuple[int, int]:
     """Network input (H, W) fixed by the preprocessor's resize/letterbox op."""
     size = getattr(preprocessor, "input_size", None)
     if size is None:
-        raise ValueError(f"{preprocessor!r} has no resize/letterbox op; the detector needs a "
-                         f"fixed input size (multiples of 16)")
+        raise ConfigError(f"{preprocessor!r} has no resize/letterbox op; the detector needs a "
+                          f"fixed input size (multiples of 16)")
     return int(size[1]), int(size[0])
 
 
@@ -119,12 +120,12 @@ def load_detector(checkpoint: str | Path, backend: str = "torch",
     elif backend == "onnx":
         if onnx_path is None:
             if export_dir is None:
-                raise ValueError("backend=onnx needs onnx=PATH or an export directory")
+                raise ConfigError("backend=onnx needs onnx=PATH or an export directory")
             onnx_path = export_onnx(build_model(state, checkpoint),
                                     Path(export_dir) / "detector.onnx", input_hw(preprocessor))
         engine = OnnxBackend(onnx_path)
     else:
-        raise ValueError(f"unknown backend {backend!r}; choose torch or onnx")
+        raise ConfigError(f"unknown backend {backend!r}; choose torch or onnx")
     return Detector(engine, preprocessor, options), state
 
 

@@ -16,6 +16,7 @@ import torch
 from hydra.utils import instantiate
 
 from perception.model import CenterNet
+from roadsight.errors import UserInputError
 from roadsight.io import atomic_write_bytes
 from roadsight.paths import MODELS_DIR
 from sim.types import CLASSES
@@ -31,7 +32,7 @@ TRAIN_COMMAND = ("roadsight record camera={camera} ... hydra.run.dir=DATA, then 
                  "to {path}")
 
 
-class CheckpointError(ValueError):
+class CheckpointError(UserInputError):
     """A checkpoint is missing, unreadable or does not fit; the message names the file."""
 
 

@@ -23,6 +23,7 @@ from pycocotools.cocoeval import COCOeval
 
 from perception.data import ImageRecord
 from perception.decode import Detections, ScoreThresh, class_thresholds
+from roadsight.errors import ConfigError
 from sim.types import CLASSES
 
 IOU_50 = 0  # index of IoU=0.50 in COCOeval's iouThrs (0.50:0.05:0.95)
@@ -89,7 +90,7 @@ def coco_results(detections: dict[int, Detections]) -> list[dict]:
 def check_loose_iou(loose_iou: float | None) -> None:
     """ValueError naming `loose_iou` unless it is None or an IoU in (0, 0.5)."""
     if loose_iou is not None and not 0.0 < loose_iou < 0.5:
-        raise ValueError(f"loose_iou={loose_iou}: choose an IoU in (0, 0.5), or null")
+        raise ConfigError(f"loose_iou={loose_iou}: choose an IoU in (0, 0.5), or null")
 
 
 def ranking(ev: COCOeval, category_id: int) -> tuple[np.ndarray, np.ndarray]:
@@ -215,7 +216,7 @@ def range_bands(bins: list[float], key: str = "range_bins",
     edges = [float(b) for b in bins]
     bands = list(itertools.pairwise(edges))
     if not bands or any(lo >= hi for lo, hi in bands):
-        raise ValueError(f"{key}={list(bins)}: need two or more increasing {what}")
+        raise ConfigError(f"{key}={list(bins)}: need two or more increasing {what}")
     return bands
 
 

@@ -16,6 +16,8 @@ from collections.abc import Callable
 import cv2
 import numpy as np
 
+from roadsight.errors import ConfigError
+
 Fn = Callable[[np.ndarray, int, np.random.Generator], np.ndarray]
 MAX_SEVERITY = 5
 _U_BITS = 10  # noise is drawn by inverse-CDF lookup from a 10-bit uniform (tails to ~3.3 sigma)
@@ -205,15 +207,15 @@ CORRUPTIONS: dict[str, Fn] = {f.__name__: f for f in (
 
 def check_name(name: str, key: str = "name") -> str:
     if name not in CORRUPTIONS:
-        raise ValueError(f"{key}={name!r} is not a corruption; valid: {', '.join(CORRUPTIONS)}")
+        raise ConfigError(f"{key}={name!r} is not a corruption; valid: {', '.join(CORRUPTIONS)}")
     return name
 
 
 def check_severity(severity: int, key: str = "severity") -> int:
     if isinstance(severity, bool) or not isinstance(severity, int | np.integer):
-        raise ValueError(f"{key}={severity!r} must be an integer in 0..{MAX_SEVERITY}")
+        raise ConfigError(f"{key}={severity!r} must be an integer in 0..{MAX_SEVERITY}")
     if not 0 <= severity <= MAX_SEVERITY:
-        raise ValueError(f"{key}={severity} is outside the range 0..{MAX_SEVERITY}")
+        raise ConfigError(f"{key}={severity} is outside the range 0..{MAX_SEVERITY}")
     return int(severity)
 
 
@@ -254,13 +256,13 @@ class RandomCorruption:
     def __init__(self, names: list[str] | None = None, p: float = 0.5, max_severity: int = 3):
         names = list(CORRUPTIONS) if names is None else [str(n) for n in names]
         if not names:
-            raise ValueError(f"names is empty; give some of {', '.join(CORRUPTIONS)} or null")
+            raise ConfigError(f"names is empty; give some of {', '.join(CORRUPTIONS)} or null")
         self.names = [check_name(n, f"names[{i}]") for i, n in enumerate(names)]
         if not 0.0 <= p <= 1.0:
-            raise ValueError(f"p={p} must be a probability in [0, 1]")
+            raise ConfigError(f"p={p} must be a probability in [0, 1]")
         self.p, self.max_severity = float(p), check_severity(max_severity, "max_severity")
         if self.max_severity < 1:
-            raise ValueError(f"max_severity={max_severity} must be in 1..{MAX_SEVERITY}")
+            raise ConfigError(f"max_severity={max_severity} must be in 1..{MAX_SEVERITY}")
 
     def __call__(self, image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         if rng.random() >= self.p:

@@ -20,12 +20,13 @@ from torch.utils.data import DataLoader, Dataset
 
 from perception.decode import encode_targets
 from perception.model import STRIDE
+from roadsight.errors import UserInputError
 from sim.types import CLASSES
 
 log = logging.getLogger(__name__)
 
 
-class DatasetError(ValueError):
+class DatasetError(UserInputError):
     """A dataset file is missing or invalid; the message names the file and the problem."""
 
 

@@ -16,6 +16,7 @@ from torch.nn import functional as F
 
 from perception.losses import box_inter_union
 from perception.model import STRIDE
+from roadsight.errors import ConfigError
 from sim.types import CLASSES
 
 GAUSSIAN_ALPHA = 0.54  # heatmap sigma = alpha * box side / 6 (TTFNet's elliptical Gaussian)
@@ -36,14 +37,14 @@ def class_thresholds(score_thresh: ScoreThresh, num_classes: int = len(CLASSES))
     every class of CLASSES once; a ValueError names `score_thresh` and the choices otherwise."""
     if isinstance(score_thresh, Mapping):
         if set(score_thresh) != set(CLASSES) or num_classes != len(CLASSES):
-            raise ValueError(f"score_thresh={dict(score_thresh)}: give one number, or one per "
-                             f"class naming each of {list(CLASSES)}")
+            raise ConfigError(f"score_thresh={dict(score_thresh)}: give one number, or one per "
+                              f"class naming each of {list(CLASSES)}")
         values = [score_thresh[name] for name in CLASSES]
     else:
         values = [score_thresh] * num_classes
     if any(isinstance(v, bool) or not isinstance(v, int | float) or not 0.0 <= v <= 1.0
            for v in values):
-        raise ValueError(f"score_thresh={score_thresh!r}: scores are in [0, 1]")
+        raise ConfigError(f"score_thresh={score_thresh!r}: scores are in [0, 1]")
     return torch.tensor(values, dtype=torch.float32)
 
 
@@ -169,23 +170,23 @@ def check_peak_iou(peak_iou: float | None) -> float | None:
         return None
     if isinstance(peak_iou, bool) or not isinstance(peak_iou, int | float) \
             or not 0.0 <= peak_iou < 1.0:
-        raise ValueError(f"peak_iou={peak_iou!r}: choose null (3x3 max-pool peaks) or an IoU "
-                         f"in [0, 1) above which a higher neighbour suppresses a cell")
+        raise ConfigError(f"peak_iou={peak_iou!r}: choose null (3x3 max-pool peaks) or an IoU "
+                          f"in [0, 1) above which a higher neighbour suppresses a cell")
     return float(peak_iou)
 
 
 def check_snap_px(snap_px: bool) -> bool:
     """`snap_px` must be true or false: a ValueError names the key otherwise."""
     if not isinstance(snap_px, bool):
-        raise ValueError(f"snap_px={snap_px!r}: choose true (box edges rounded to whole image "
-                         f"pixels) or false (boxes as regressed)")
+        raise ConfigError(f"snap_px={snap_px!r}: choose true (box edges rounded to whole image "
+                          f"pixels) or false (boxes as regressed)")
     return snap_px
 
 
 def check_topk(topk: int) -> int:
     """`topk` must be a whole number >= 1: a ValueError names the key otherwise."""
     if isinstance(topk, bool) or not isinstance(topk, int) or topk < 1:
-        raise ValueError(f"topk={topk!r}: choose a whole number >= 1 (detections kept per image)")
+        raise ConfigError(f"topk={topk!r}: choose a whole number >= 1 (detections kept per image)")
     return topk
 
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 import time
 from pathlib import Path
 
@@ -15,7 +14,6 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
-from perception.checkpoint import CheckpointError
 from roadsight.io import RunRecord, atomic_write_json, check_writable
 from roadsight.paths import CONF_DIR
 
@@ -65,11 +63,10 @@ def main(cfg: DictConfig) -> None:
     from perception.backends import load_detector
     from perception.checkpoint import camera_choice, resolve_checkpoint
     from perception.decode import DecodeOptions
-    from perception.video import SourceError
 
     out = check_writable(Path(HydraConfig.get().runtime.output_dir))
     run = RunRecord(out, "detect", None, cfg.device)
-    try:
+    with run.reporting():
         if cfg.get("threads"):
             import torch
 
@@ -80,9 +77,6 @@ def main(cfg: DictConfig) -> None:
                                     export_dir=out)
         summary = detect_source(detector, cfg.source, out, cfg.batch_size, cfg.max_frames,
                                 cfg.fps, cfg.video)
-    except (SourceError, CheckpointError, ValueError) as e:
-        run.finish(status="error", error=str(e))
-        sys.exit(f"roadsight detect: {e}")
     summary.update(checkpoint=str(ckpt), backend=cfg.backend)
     atomic_write_json(out / "metrics.json", summary)
     run.finish(status="ok", frames=summary["frames"])

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
-from perception.checkpoint import CheckpointError
+from roadsight.errors import ConfigError
 from roadsight.io import RunRecord, atomic_write_json, check_writable
 from roadsight.paths import CONF_DIR
 
@@ -27,7 +26,7 @@ def export_checkpoint(checkpoint: str | Path, out: Path, fmt: str = "onnx",
     from perception.checkpoint import build_model, load_checkpoint
 
     if fmt not in FORMATS:
-        raise ValueError(f"format={fmt!r} is not supported; choose from {FORMATS}")
+        raise ConfigError(f"format={fmt!r} is not supported; choose from {FORMATS}")
     state = load_checkpoint(checkpoint)
     model = build_model(state, checkpoint).eval()
     hw = input_hw(instantiate(state["preprocess_cfg"]))
@@ -46,12 +45,9 @@ def main(cfg: DictConfig) -> None:
 
     out = check_writable(Path(HydraConfig.get().runtime.output_dir))
     run = RunRecord(out, "export", None, "cpu")
-    try:
+    with run.reporting():
         summary = export_checkpoint(resolve_checkpoint(cfg.checkpoint, camera_choice()), out,
                                     cfg.format, cfg.opset)
-    except (CheckpointError, ValueError) as e:
-        run.finish(status="error", error=str(e))
-        sys.exit(f"roadsight export: {e}")
     atomic_write_json(out / "metrics.json", summary)
     run.finish(status="ok", max_abs_diff_vs_torch=summary["max_abs_diff_vs_torch"])
     print(f"wrote {summary['onnx']} (max |onnx - torch| = {summary['max_abs_diff_vs_torch']:.2e})")

@@ -16,6 +16,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from roadsight.errors import ConfigError
 from sim.types import CLASSES
 
 STRIDE = 4  # default output stride of heatmaps and features [input px per output cell]
@@ -68,15 +69,15 @@ class CenterNet(nn.Module):
         super().__init__()
         widths, depths = list(widths), list(depths)
         if out_stride not in OUT_STRIDES:
-            raise ValueError(f"detector.out_stride={out_stride!r}: choose one of {OUT_STRIDES}")
+            raise ConfigError(f"detector.out_stride={out_stride!r}: choose one of {OUT_STRIDES}")
         self.stride = out_stride
         if len(widths) != 4 or len(depths) != 4:
-            raise ValueError(f"widths and depths need 4 entries (strides 2,4,8,16), got "
-                             f"widths={widths} depths={depths}")
+            raise ConfigError(f"widths and depths need 4 entries (strides 2,4,8,16), got "
+                              f"widths={widths} depths={depths}")
         self.num_classes = num_classes
         self.feature_channels = neck_channels
         if stem_channels < 0:
-            raise ValueError(f"detector.stem_channels={stem_channels!r}: choose 0 (none) or more")
+            raise ConfigError(f"detector.stem_channels={stem_channels!r}: choose 0 (none) or more")
         # an empty Sequential when off: stem-less checkpoints keep their state_dict keys
         self.stem = nn.Sequential(*([conv_bn_relu(3, stem_channels)] if stem_channels else []))
         stages, c_in = [], stem_channels or 3

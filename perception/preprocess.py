@@ -20,6 +20,8 @@ import hydra.utils
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
+from roadsight.errors import ConfigError
+
 INTERPOLATIONS = {
     "nearest": cv2.INTER_NEAREST,
     "linear": cv2.INTER_LINEAR,
@@ -91,14 +93,14 @@ class _Op:
 
 def _size(width, height, op: str) -> tuple[int, int]:
     if int(width) != width or int(height) != height or width < 1 or height < 1:
-        raise ValueError(f"{op}: width/height must be positive integers, got {width}x{height}")
+        raise ConfigError(f"{op}: width/height must be positive integers, got {width}x{height}")
     return int(width), int(height)
 
 
 def _interpolation(name: str, op: str) -> int:
     if name not in INTERPOLATIONS:
-        raise ValueError(f"{op}.interpolation={name!r} is not valid; "
-                         f"choose from {list(INTERPOLATIONS)}")
+        raise ConfigError(f"{op}.interpolation={name!r} is not valid; "
+                          f"choose from {list(INTERPOLATIONS)}")
     return INTERPOLATIONS[name]
 
 
@@ -117,7 +119,7 @@ class LetterboxResize(_Op):
         self.interpolation = interpolation
         self._interp = _interpolation(interpolation, "LetterboxResize")
         if not 0 <= pad_value <= 255:
-            raise ValueError(f"LetterboxResize.pad_value={pad_value} must be in 0..255")
+            raise ConfigError(f"LetterboxResize.pad_value={pad_value} must be in 0..255")
         self.pad_value = pad_value
 
     @property
@@ -156,8 +158,8 @@ class Resize(_Op):
         h, w = img.shape[:2]
         s = (self.width / w + self.height / h) / 2
         if max(abs(w * s - self.width), abs(h * s - self.height)) > 1.0:
-            raise ValueError(f"Resize to {self.width}x{self.height} would stretch a {w}x{h} image; "
-                             f"use LetterboxResize (a Letterbox has a single scale)")
+            raise ConfigError(f"Resize to {self.width}x{self.height} would stretch a {w}x{h} "
+                              f"image; use LetterboxResize (a Letterbox has a single scale)")
         if (w, h) != self.output_size:
             img = cv2.resize(img, self.output_size, interpolation=self._interp)
         return img, lb.then(s, (0.0, 0.0), self.output_size)
@@ -189,8 +191,9 @@ class ConvertColor(_Op):
         if short not in codes:
             near = difflib.get_close_matches(short, list(codes), n=3)
             hint = f" (did you mean {', '.join(near)}?)" if near else ""
-            raise ValueError(f"ConvertColor.code={self.code!r} is not a cv2 COLOR_ conversion from "
-                             f"3 to 3 channels{hint}; valid codes: {', '.join(sorted(codes))}")
+            raise ConfigError(f"ConvertColor.code={self.code!r} is not a cv2 COLOR_ conversion "
+                              f"from 3 to 3 channels{hint}; valid codes: "
+                              f"{', '.join(sorted(codes))}")
         self._cv_code = codes[short]
 
     def __call__(self, img: np.ndarray, lb: Letterbox) -> tuple[np.ndarray, Letterbox]:
@@ -204,7 +207,7 @@ class Gamma(_Op):
 
     def __init__(self, gamma: float):
         if not (math.isfinite(gamma) and gamma > 0):
-            raise ValueError(f"Gamma.gamma={gamma} must be a finite number > 0")
+            raise ConfigError(f"Gamma.gamma={gamma} must be a finite number > 0")
         self.gamma = gamma
         x = np.arange(256) / 255.0
         self._lut = np.clip(np.round(255 * x ** (1.0 / self.gamma)), 0, 255).astype(np.uint8)
@@ -224,10 +227,10 @@ class CLAHE(_Op):
 
     def __init__(self, clip_limit: float = 2.0, tile_grid: int | Sequence[int] = (8, 8)):
         if not (math.isfinite(clip_limit) and clip_limit > 0):
-            raise ValueError(f"CLAHE.clip_limit={clip_limit} must be a finite number > 0")
+            raise ConfigError(f"CLAHE.clip_limit={clip_limit} must be a finite number > 0")
         grid = [tile_grid] * 2 if isinstance(tile_grid, int) else list(tile_grid)
         if len(grid) != 2 or any(int(g) != g or g < 1 for g in grid):
-            raise ValueError(f"CLAHE.tile_grid={tile_grid} must be a positive int or a pair")
+            raise ConfigError(f"CLAHE.tile_grid={tile_grid} must be a positive int or a pair")
         self.clip_limit, self.tile_grid = float(clip_limit), (int(grid[0]), int(grid[1]))
 
     def __call__(self, img: np.ndarray, lb: Letterbox) -> tuple[np.ndarray, Letterbox]:
@@ -244,7 +247,7 @@ class Normalize(_Op):
     def __init__(self, mean: float | Sequence[float] = 0.0, std: float | Sequence[float] = 255.0):
         self.mean, self.std = _triple(mean, "mean"), _triple(std, "std")
         if any(not math.isfinite(s) or s == 0 for s in self.std):
-            raise ValueError(f"Normalize.std={list(self.std)} must be finite and non-zero")
+            raise ConfigError(f"Normalize.std={list(self.std)} must be finite and non-zero")
         self._mean = np.array(self.mean, np.float32)
         self._inv_std = 1.0 / np.array(self.std, np.float32)
 
@@ -258,7 +261,7 @@ class Normalize(_Op):
 def _triple(v, key: str) -> tuple[float, float, float]:
     vals = [v] * 3 if isinstance(v, int | float) else list(v)
     if len(vals) != 3:
-        raise ValueError(f"Normalize.{key}={vals} must be one number or 3 (one per channel)")
+        raise ConfigError(f"Normalize.{key}={vals} must be one number or 3 (one per channel)")
     return tuple(float(x) for x in vals)
 
 
@@ -280,20 +283,20 @@ def build_op(spec: Mapping, where: str = "op"):
     if target in (name, f"{__name__}.{name}") and name in OPS:
         cls = OPS[name]
     elif target is None or "." not in str(target) or str(target).startswith(f"{__name__}."):
-        raise ValueError(f"{where}._target_={target!r} is not a preprocessing op; valid: "
-                         f"{', '.join(f'{__name__}.{n}' for n in OPS)}")
+        raise ConfigError(f"{where}._target_={target!r} is not a preprocessing op; valid: "
+                          f"{', '.join(f'{__name__}.{n}' for n in OPS)}")
     else:
         return hydra.utils.instantiate({"_target_": target, **spec})
     params = inspect.signature(cls).parameters
     unknown = sorted(set(spec) - set(params))
     missing = [k for k, p in params.items() if p.default is p.empty and k not in spec]
     if unknown or missing:
-        raise ValueError(f"{where} ({name}): unknown keys {unknown}, missing keys {missing}; "
-                         f"valid keys: {list(params)}")
+        raise ConfigError(f"{where} ({name}): unknown keys {unknown}, missing keys {missing}; "
+                          f"valid keys: {list(params)}")
     try:
         return cls(**spec)
     except ValueError as e:
-        raise ValueError(f"{where}: {e}") from e
+        raise ConfigError(f"{where}: {e}") from e
 
 
 class Preprocessor:
@@ -310,10 +313,10 @@ class Preprocessor:
         for i, op in enumerate(ops):
             op = build_op(op, f"ops[{i}]") if isinstance(op, Mapping) else op
             if not callable(op):
-                raise ValueError(f"ops[{i}]={op!r} is not callable (img, letterbox) -> ...")
+                raise ConfigError(f"ops[{i}]={op!r} is not callable (img, letterbox) -> ...")
             if is_float and getattr(op, "needs_uint8", False):
-                raise ValueError(f"ops[{i}] ({type(op).__name__}) needs uint8 but comes after "
-                                 f"Normalize; move it before Normalize")
+                raise ConfigError(f"ops[{i}] ({type(op).__name__}) needs uint8 but comes after "
+                                  f"Normalize; move it before Normalize")
             is_float |= isinstance(op, Normalize)
             built.append(op)
         self.ops = built

@@ -10,6 +10,7 @@ from itertools import pairwise
 from pathlib import Path
 
 from perception.coco_eval import EvalResult
+from roadsight.errors import ConfigError
 from roadsight.io import atomic_write_bytes
 from sim.types import CLASSES
 
@@ -226,7 +227,7 @@ def video_stills(video: str | Path, frames: list[int], path: str | Path, cols: i
                 break
     missing = sorted(wanted - set(stills))
     if missing:
-        raise ValueError(f"video {video}: has no frame {missing[0]} (frames={frames})")
+        raise ConfigError(f"video {video}: has no frame {missing[0]} (frames={frames})")
     tiles = [cv2.resize(stills[i], None, fx=scale, fy=scale, interpolation=cv2.INTER_NEAREST)
              for i in frames]
     tiles += [np.zeros_like(tiles[0])] * (-len(tiles) % cols)

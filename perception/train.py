@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import sys
 from pathlib import Path
 
 import hydra
@@ -11,8 +10,6 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
 from perception.backends import resolve_device
-from perception.checkpoint import CheckpointError
-from perception.data import DatasetError
 from roadsight.io import RunRecord, atomic_write_json, check_writable
 from roadsight.paths import CONF_DIR
 
@@ -25,15 +22,8 @@ def main(cfg: DictConfig) -> float | None:
 
     out = check_writable(Path(HydraConfig.get().runtime.output_dir))
     run = RunRecord(out, "train-detector", cfg.seed, str(resolve_device(cfg.device)))
-    try:
+    with run.reporting():
         metrics = train_detector(cfg, out)
-    except (DatasetError, CheckpointError, ValueError) as e:  # bad data, weights or values
-        run.finish(status="error", error=str(e))
-        log.error("%s", e)
-        sys.exit(f"roadsight train-detector: {e}")
-    except BaseException as e:
-        run.finish(status="error", error=repr(e))
-        raise
     atomic_write_json(out / "metrics.json", metrics)
     run.finish(status="ok", best_mAP50=metrics["best_mAP50"])
     log.info("best val mAP50 %s; checkpoints in %s", metrics["best_mAP50"], out)

@@ -10,7 +10,6 @@ tables.
 from __future__ import annotations
 
 import logging
-import sys
 from pathlib import Path
 
 import hydra
@@ -18,8 +17,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from perception.checkpoint import CheckpointError, camera_choice
-from perception.data import DatasetError
+from perception.checkpoint import camera_choice
 from roadsight.io import RunRecord, atomic_write_json, check_writable
 from roadsight.paths import CONF_DIR
 
@@ -111,10 +109,7 @@ def main(cfg: DictConfig) -> float | None:
     out = check_writable(Path(HydraConfig.get().runtime.output_dir))
     run = RunRecord(out, "val-detector", cfg.corruption.get("seed") if cfg.corruption else None,
                     cfg.device)
-    try:
+    with run.reporting():
         metrics = validate(cfg, out, camera_choice())
-    except (DatasetError, CheckpointError, ValueError) as e:
-        run.finish(status="error", error=str(e))
-        sys.exit(f"roadsight val-detector: {e}")
     run.finish(status="ok", mAP50=metrics["mAP50"])
     return metrics["mAP50"]

@@ -10,13 +10,14 @@ import cv2
 import numpy as np
 
 from perception.decode import Detections
+from roadsight.errors import UserInputError
 from sim.annotate import draw_boxes
 from sim.types import CLASSES
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 
 
-class SourceError(ValueError):
+class SourceError(UserInputError):
     """A video or image folder cannot be read; the message names it."""
 
 

@@ -5,12 +5,16 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from roadsight import __version__
+from roadsight.errors import user_input_error
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
@@ -83,3 +87,22 @@ class RunRecord:
     def finish(self, status: str = "ok", **extra: Any) -> None:
         self.data.update(extra, end=time.strftime("%Y-%m-%dT%H:%M:%S%z"), status=status)
         atomic_write_json(self.path, self.data)
+
+    @contextmanager
+    def reporting(self) -> Iterator[None]:
+        """Run the command's body and record how it ended.
+
+        Bad input (a `UserInputError`, also from inside `instantiate`): status "error", and the
+        process exits with one line, "roadsight COMMAND: message", as the input, not the code, is
+        wrong. Anything else (a bug, Ctrl-C): status "failed", and the exception propagates with
+        its traceback.
+        """
+        try:
+            yield
+        except BaseException as e:
+            bad_input = user_input_error(e)
+            self.finish(status="error" if bad_input else "failed",
+                        error=str(bad_input) if bad_input else repr(e))
+            if bad_input is None:
+                raise
+            sys.exit(f"roadsight {self.data['command']}: {bad_input}")

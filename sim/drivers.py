@@ -6,6 +6,7 @@ import numpy as np
 from highway_env.envs.common.action import DiscreteMetaAction
 from highway_env.vehicle.behavior import IDMVehicle
 
+from roadsight.errors import ConfigError
 from sim.objects import StaticObstacle
 
 LANE_LEFT, IDLE, LANE_RIGHT, FASTER, SLOWER = 0, 1, 2, 3, 4
@@ -37,7 +38,7 @@ class IDMDriver:
     def reset(self, env, seed: int | None = None) -> None:
         base = env.unwrapped
         if not isinstance(base.action_type, DiscreteMetaAction):
-            raise ValueError(
+            raise ConfigError(
                 "driver=idm needs env.config.action.type=DiscreteMetaAction, got "
                 f"{type(base.action_type).__name__}; use driver=random"
             )

@@ -6,6 +6,7 @@ from typing import Any
 
 import gymnasium as gym
 
+from roadsight.errors import ConfigError
 from sim.envs import ENV_IDS, register_envs
 
 # highway-env scenes usable through the same config group (no pedestrians, no obstacles)
@@ -23,7 +24,7 @@ def make_env(
     register_envs()
     known = (*ENV_IDS, *HIGHWAY_ENV_IDS)
     if id not in known:
-        raise ValueError(f"env.id: unknown env {id!r}; valid ids: {', '.join(known)}")
+        raise ConfigError(f"env.id: unknown env {id!r}; valid ids: {', '.join(known)}")
     env = gym.make(id, config=dict(config or {}), render_mode=render_mode)
     if camera is not None:
         from sim.wrappers import CameraObservation

@@ -11,6 +11,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig
 from tqdm import tqdm
 
+from roadsight.errors import ConfigError
 from roadsight.io import RunRecord, atomic_write_json, check_writable
 from roadsight.paths import CONF_DIR
 from sim.coco import EXTRA_KINDS, CocoWriter
@@ -37,7 +38,7 @@ def record_dataset(
     """
     bad = sorted(set(extras) - set(EXTRA_KINDS))
     if bad:
-        raise ValueError(f"record.extras: unknown {bad}; valid: {list(EXTRA_KINDS)}")
+        raise ConfigError(f"record.extras: unknown {bad}; valid: {list(EXTRA_KINDS)}")
     writer = CocoWriter(out_dir)
     registry = SceneRegistry()
     crashes = steps_total = 0
@@ -75,26 +76,15 @@ def record_dataset(
 def main(cfg: DictConfig) -> None:
     out_dir = check_writable(HydraConfig.get().runtime.output_dir)
     run = RunRecord(out_dir, "record", cfg.seed)
-    camera = instantiate(cfg.camera)
-    env = instantiate(cfg.env)
-    driver = instantiate(cfg.driver)
-    try:
-        metrics = record_dataset(
-            env,
-            camera,
-            driver,
-            out_dir,
-            cfg.episodes,
-            cfg.seed,
-            cfg.max_steps,
-            tuple(cfg.record.extras),
-            cfg.record.every,
-        )
-    except BaseException:
-        run.finish("failed")
-        raise
-    finally:
-        env.close()
+    with run.reporting():
+        camera = instantiate(cfg.camera)
+        driver = instantiate(cfg.driver)
+        env = instantiate(cfg.env)
+        try:
+            metrics = record_dataset(env, camera, driver, out_dir, cfg.episodes, cfg.seed,
+                                     cfg.max_steps, tuple(cfg.record.extras), cfg.record.every)
+        finally:
+            env.close()
     atomic_write_json(out_dir / "metrics.json", metrics)
     run.finish("ok")
     log.info("wrote %d images, %d boxes to %s", metrics["images"], metrics["annotations"], out_dir)

@@ -10,6 +10,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
 from roadsight.bench.report import print_suite
+from roadsight.errors import ConfigError
 from roadsight.io import RunRecord, atomic_write_json
 from roadsight.paths import CONF_DIR
 
@@ -22,7 +23,7 @@ SUITES = {
 
 def _suite(name: str):
     if name not in SUITES:
-        raise ValueError(f"suites: unknown suite {name!r}; valid: {', '.join(SUITES)}")
+        raise ConfigError(f"suites: unknown suite {name!r}; valid: {', '.join(SUITES)}")
     import importlib
 
     module, func = SUITES[name].split(":")
@@ -48,12 +49,13 @@ def machine() -> dict:
 def main(cfg: DictConfig) -> None:
     out_dir = HydraConfig.get().runtime.output_dir
     run = RunRecord(out_dir, "bench", cfg.seed)
-    funcs = {name: _suite(name) for name in cfg.suites}  # fail on a bad name before any work
-    results = {"machine": machine(), "suites": {}}
-    print(results["machine"])
-    for name, func in funcs.items():
-        kwargs = OmegaConf.to_container(cfg[name], resolve=True)
-        results["suites"][name] = func(**kwargs, seed=cfg.seed)
-        print_suite(results["suites"][name])
+    with run.reporting():
+        funcs = {name: _suite(name) for name in cfg.suites}  # a bad name fails before any work
+        results = {"machine": machine(), "suites": {}}
+        print(results["machine"])
+        for name, func in funcs.items():
+            kwargs = OmegaConf.to_container(cfg[name], resolve=True)
+            results["suites"][name] = func(**kwargs, seed=cfg.seed)
+            print_suite(results["suites"][name])
     atomic_write_json(f"{out_dir}/metrics.json", results)
     run.finish("ok")

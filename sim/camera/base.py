@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
+from roadsight.errors import ConfigError
 from sim.truth import SceneRegistry
 from sim.types import Frame
 
@@ -11,7 +12,7 @@ from sim.types import Frame
 def check_camera_value(ok: bool, key: str, value, valid: str) -> None:
     """Raise a ValueError naming `camera.<key>`, the bad value and what is valid, unless `ok`."""
     if not ok:
-        raise ValueError(f"camera.{key} must be {valid}, got {value!r}")
+        raise ConfigError(f"camera.{key} must be {valid}, got {value!r}")
 
 
 class Camera(Protocol):

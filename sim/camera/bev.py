@@ -13,6 +13,7 @@ import numpy as np
 import pygame
 from highway_env.road.graphics import LaneGraphics, WorldSurface
 
+from roadsight.errors import ConfigError
 from sim.camera.base import check_camera_value
 from sim.graphics import top_down_shape
 from sim.truth import SceneRegistry, ego_frame_state, scene_objects
@@ -85,7 +86,7 @@ class BevCamera:
     def frames(self, env, registry: SceneRegistry, extras: tuple[str, ...] = ()) -> list[Frame]:
         """Render one frame with ground truth for every object with a visible pixel."""
         if extras:
-            raise ValueError(f"camera 'bev' has no per-pixel extras; asked for {list(extras)}")
+            raise ConfigError(f"camera 'bev' has no per-pixel extras; asked for {list(extras)}")
         image = self._draw_road(env)
         ego = env.unwrapped.vehicle
         ids = np.zeros((self.height, self.width), np.int32)

@@ -18,6 +18,7 @@ import math
 import cv2
 import numpy as np
 
+from roadsight.errors import ConfigError
 from sim.camera import raster
 from sim.camera.base import check_camera_value
 from sim.camera.ground import STRIPE_LENGTH
@@ -155,7 +156,7 @@ class PinholeCamera:
         """Render a prepared scene snapshot (shared by the cameras of a rig)."""
         unknown = set(extras) - set(EXTRAS)
         if unknown:
-            raise ValueError(
+            raise ConfigError(
                 f"camera '{self.name}': unknown extras {sorted(unknown)}; valid: {list(EXTRAS)}"
             )
         H = self.height

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from roadsight.errors import ConfigError
 from sim.camera.pinhole import PinholeCamera
 from sim.camera.scene3d import build_scene
 from sim.truth import SceneRegistry
@@ -22,13 +23,13 @@ class CameraRig:
     def __init__(self, cameras: Sequence[PinholeCamera]):
         cameras = list(cameras)
         if not cameras:
-            raise ValueError("camera.cameras must list at least one camera, got []")
+            raise ConfigError("camera.cameras must list at least one camera, got []")
         names = [c.name for c in cameras]
         if len(set(names)) != len(names):
-            raise ValueError(f"camera.cameras must have unique names, got {names}")
+            raise ConfigError(f"camera.cameras must have unique names, got {names}")
         shapes = {c.image_shape for c in cameras}
         if len(shapes) != 1:
-            raise ValueError(f"camera.cameras must share one image size, got {sorted(shapes)}")
+            raise ConfigError(f"camera.cameras must share one image size, got {sorted(shapes)}")
         self.cameras = cameras
         self.names = tuple(names)
         self.image_shape = cameras[0].image_shape
