@@ -26,7 +26,7 @@ REQUIRED = ("format", "model_cfg", "state_dict", "classes", "preprocess_cfg")
 # how the shipped default for a camera is made: the Makefile holds the one recipe (datasets, then
 # roadsight train-detector with that camera's preprocess, epochs and detector options)
 MAKE_RECIPE = {camera: f"make datasets-{camera} models/detector_{camera}.pt"
-               for camera in ("bev", "front")}
+               for camera in ("bev", "front", "surround")}
 TRAIN_COMMAND = ("roadsight record camera={camera} ... hydra.run.dir=DATA, then roadsight "
                  "train-detector data=DATA val_data=VAL hydra.run.dir=OUT and copy OUT/best.pt "
                  "to {path}")

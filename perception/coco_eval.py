@@ -310,22 +310,46 @@ def evaluate_by_range(
     min_height: float = 0.0,
     loose_iou: float | None = None,
 ) -> dict[str, dict]:
-    """AP per band of ego distance: "lo-hi m" -> {mAP50, mAP50_95, mAP_loose,
-    per_class: {AP50, AP_loose, n_gt}} (AP_loose None without `loose_iou`).
+    """AP per band of ego distance: "lo-hi m" -> `ap_summary` of the band (AP_loose None
+    without `loose_iou`).
 
     In each band, objects outside it are ignored (iscrowd): detecting them neither helps nor
     costs, missing them costs nothing. A detection that matches no object at all is a false
     positive in every band, as in KITTI's difficulty levels.
     """
-    out = {}
-    for lo, hi in range_bands(bins):
-        m = evaluate(records, detections, min_visible, min_height=min_height,
-                     distance_range=(lo, hi), loose_iou=loose_iou).metrics
-        out[f"{lo:g}-{hi:g} m"] = {
-            "mAP50": m["mAP50"], "mAP50_95": m["mAP50_95"], "mAP_loose": m["mAP_loose"],
-            "per_class": {n: {"AP50": pc["AP50"], "AP_loose": pc["AP_loose"], "n_gt": pc["n_gt"]}
-                          for n, pc in m["per_class"].items()}}
-    return out
+    return {f"{lo:g}-{hi:g} m": ap_summary(evaluate(
+                records, detections, min_visible, min_height=min_height,
+                distance_range=(lo, hi), loose_iou=loose_iou).metrics)
+            for lo, hi in range_bands(bins)}
+
+
+def evaluate_by_camera(
+    records: list[ImageRecord],
+    detections: dict[int, Detections],
+    min_visible: float = 0.3,
+    min_height: float = 0.0,
+    loose_iou: float | None = None,
+) -> dict[str, dict] | None:
+    """AP per camera of a rig (e.g. surround's front, left, right, rear): camera name ->
+    `ap_summary` of its images alone; None unless the records name two or more cameras."""
+    by_camera: dict[str, list[ImageRecord]] = {}
+    for r in records:
+        by_camera.setdefault(r.camera, []).append(r)
+    if len(by_camera) < 2:
+        return None
+    return {str(name): ap_summary(evaluate(
+                subset, {r.id: detections[r.id] for r in subset if r.id in detections},
+                min_visible, min_height=min_height, loose_iou=loose_iou).metrics)
+            for name, subset in by_camera.items()}
+
+
+def ap_summary(metrics: dict) -> dict:
+    """The AP figures of an `evaluate` result: {mAP50, mAP50_95, mAP_loose,
+    per_class: {AP50, AP50_95, AP_loose, n_gt}}."""
+    return {"mAP50": metrics["mAP50"], "mAP50_95": metrics["mAP50_95"],
+            "mAP_loose": metrics["mAP_loose"],
+            "per_class": {n: {k: pc[k] for k in ("AP50", "AP50_95", "AP_loose", "n_gt")}
+                          for n, pc in metrics["per_class"].items()}}
 
 
 def predict_records(detector, records: list[ImageRecord], batch_size: int = 16,

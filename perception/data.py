@@ -43,6 +43,7 @@ class ImageRecord:
     visible: np.ndarray  # (N,) float32 visible fraction 0..1
     # (N,) float32 [m] distance from the ego's centre (|ego_xy|); NaN where the file has no ego_xy
     distance: np.ndarray | None = None
+    camera: str | None = None  # the camera's name ("front", "rear", ...) when the file gives it
 
     def __post_init__(self):
         if self.distance is None:
@@ -78,6 +79,13 @@ def _load_json(path: Path) -> dict:
         if not isinstance(data, dict) or not isinstance(data.get(key), list):
             raise DatasetError(f"{path}: not a COCO file (no list {key!r})")
     return data
+
+
+def _camera_name(image: dict) -> str | None:
+    """The name of the camera an image entry was taken with (sim.coco writes a dict with
+    "name"), or None."""
+    camera = image.get("camera")
+    return camera.get("name") if isinstance(camera, dict) else camera
 
 
 def load_coco_dir(
@@ -124,7 +132,7 @@ def load_coco_dir(
             height=int(e["im"]["height"]),
             boxes=np.asarray(e["boxes"], np.float32).reshape(-1, 4),
             cls=np.asarray(e["cls"], np.int64), visible=np.asarray(e["vis"], np.float32),
-            distance=np.asarray(e["dist"], np.float32),
+            distance=np.asarray(e["dist"], np.float32), camera=_camera_name(e["im"]),
         ))
     if not records:
         raise DatasetError(f"{ann_path}: no images")

@@ -47,13 +47,13 @@ def _overall(metrics: dict) -> dict:
             "n_gt": sum(pc["n_gt"] for pc in metrics["per_class"].values())}
 
 
-def range_table(by_range: dict[str, dict], title: str):
-    """A rich Table of AP50 per distance band (rows) and class (columns, with object counts);
-    "AP50 / AP_loose (n)" when the bands carry AP at a loose IoU."""
+def range_table(by_range: dict[str, dict], title: str, label: str = "distance"):
+    """A rich Table of AP50 per row (a distance band, or a `label` such as a camera) and class
+    (columns, with object counts); "AP50 / AP_loose (n)" when the rows carry AP at a loose IoU."""
     from rich.table import Table
 
     table = Table(title=title)
-    table.add_column("distance")
+    table.add_column(label)
     names = list(next(iter(by_range.values()))["per_class"])
     # a band without objects has no AP at all: look for the loose AP in any band
     loose = any(m.get("mAP_loose") is not None for m in by_range.values())

@@ -1,10 +1,10 @@
 """`roadsight val-detector checkpoint=FILE data=DIR hydra.run.dir=OUT`: COCO mAP of a detector.
 
 Writes OUT/metrics.json (mAP50, mAP50_95, per_class.<name>.AP50/AP50_95, precision, recall,
-recall_max, by_range.<band>, by_height.<band>, by_visible.<band>), OUT/per_class.csv,
-OUT/pr_curve.png, OUT/run.json, and what was scored in COCO format (OUT/ground_truth.json,
-ignored objects iscrowd=1, with each object's visible fraction; OUT/detections.json); prints
-tables.
+recall_max, by_range.<band>, by_camera.<name> for a rig, by_height.<band>, by_visible.<band>),
+OUT/per_class.csv, OUT/pr_curve.png, OUT/run.json, and what was scored in COCO format
+(OUT/ground_truth.json, ignored objects iscrowd=1, with each object's visible fraction;
+OUT/detections.json); prints tables.
 """
 
 from __future__ import annotations
@@ -37,6 +37,7 @@ def validate(cfg: DictConfig, out: Path, camera: str = "bev") -> dict:
         coco_ground_truth,
         coco_results,
         evaluate,
+        evaluate_by_camera,
         evaluate_by_range,
         predict_records,
         range_bands,
@@ -77,6 +78,8 @@ def validate(cfg: DictConfig, out: Path, camera: str = "bev") -> dict:
                       loose_iou=cfg.loose_iou)
     by_range = evaluate_by_range(records, detections, list(cfg.range_bins), cfg.min_visible,
                                  cfg.min_height, cfg.loose_iou) if cfg.range_bins else None
+    by_camera = evaluate_by_camera(records, detections, cfg.min_visible, cfg.min_height,
+                                   cfg.loose_iou)
     recalls = {attribute: recall_by(records, detections, attribute, list(cfg[spec.key]),
                                     cfg.min_visible, cfg.score_thresh, cfg.loose_iou)
                for attribute, spec in RECALL_ATTRIBUTES.items() if cfg[spec.key]}
@@ -85,7 +88,8 @@ def validate(cfg: DictConfig, out: Path, camera: str = "bev") -> dict:
                "peak_iou": cfg.peak_iou, "snap_px": cfg.snap_px,
                "corruption": None if corruption is None else
                {"name": corruption.name, "severity": corruption.severity},
-               "data": data, "by_range": by_range, "by_height": recalls.get("height"),
+               "data": data, "by_range": by_range, "by_camera": by_camera,
+               "by_height": recalls.get("height"),
                "by_visible": recalls.get("visible")}
     atomic_write_json(out / "metrics.json", metrics)
     # what was scored, for analysis with any COCO tool: COCO(ground_truth).loadRes(detections)
@@ -98,6 +102,8 @@ def validate(cfg: DictConfig, out: Path, camera: str = "bev") -> dict:
     console.print(rich_table(result, f"{ckpt.name} on {len(records)} images ({cond})"))
     if by_range:
         console.print(range_table(by_range, "AP50 by distance from the ego"))
+    if by_camera:
+        console.print(range_table(by_camera, "AP50 by camera of the rig", "camera"))
     for attribute, bands in recalls.items():
         console.print(recall_table(bands, f"recall at score >= {describe_thresh(cfg.score_thresh)} "
                                           f"by {RECALL_ATTRIBUTES[attribute].title}", attribute))

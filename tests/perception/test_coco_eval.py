@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from perception.coco_eval import evaluate, evaluate_by_range, recall_by
+from perception.coco_eval import evaluate, evaluate_by_camera, evaluate_by_range, recall_by
 from perception.data import ImageRecord
 from perception.decode import Detections
 
@@ -63,6 +63,42 @@ def test_min_height_ignores_small_boxes_only_when_asked():
     assert m["min_height"] == 12
 
 
+def test_ap_by_camera_scores_each_camera_of_a_rig_on_its_own_images():
+    front = record(1, [[10, 10, 50, 30]], [0], [1.0])
+    rear = record(2, [[20, 60, 60, 90]], [0], [1.0])
+    front.camera, rear.camera = "front", "rear"
+    # the front vehicle found, the rear one boxed in the wrong place, plus a spurious rear box
+    d = {1: dets(front.boxes, [0], [0.9]), 2: dets([[100, 10, 140, 30]], [0], [0.8])}
+    by_camera = evaluate_by_camera([front, rear], d)
+    assert set(by_camera) == {"front", "rear"}
+    assert by_camera["front"]["per_class"]["vehicle"]["AP50"] == pytest.approx(1.0)
+    assert by_camera["rear"]["per_class"]["vehicle"]["AP50"] == pytest.approx(0.0)
+    assert by_camera["front"]["per_class"]["vehicle"]["n_gt"] == 1
+    # both together: the rear miss and its false alarm count against the front's hit
+    assert evaluate([front, rear], d).metrics["per_class"]["vehicle"]["AP50"] == pytest.approx(
+        0.5, abs=0.01)
+    # one camera (or none named) is not a rig
+    assert evaluate_by_camera(RECORDS, {}) is None
+    assert evaluate_by_camera([front], d) is None
+
+
+def test_records_name_the_camera_of_each_image(tmp_path):
+    import json
+
+    import cv2
+
+    from perception.data import load_coco_dir
+
+    images = []
+    for i, name in enumerate(["front", "left"]):
+        cv2.imwrite(str(tmp_path / f"{i}.png"), np.zeros((16, 32, 3), np.uint8))
+        images.append({"id": i + 1, "file_name": f"{i}.png", "width": 32, "height": 16,
+                       "camera": {"name": name, "kind": "pinhole"}})
+    (tmp_path / "annotations.json").write_text(json.dumps(
+        {"images": images, "annotations": [], "categories": [{"id": 1, "name": "vehicle"}]}))
+    assert [r.camera for r in load_coco_dir(tmp_path)] == ["front", "left"]
+
+
 def test_ap_by_distance_scores_each_band_on_its_own_objects():
     near_far = [ImageRecord(i, f"im{i}.png", 200, 100,
                             np.array([[10, 10, 50, 30], [100, 40, 108, 50]], np.float32),
@@ -73,11 +109,12 @@ def test_ap_by_distance_scores_each_band_on_its_own_objects():
     bands = evaluate_by_range(near_far, d, [0, 20, 80, 250])
     assert list(bands) == ["0-20 m", "20-80 m", "80-250 m"]
     assert bands["0-20 m"]["per_class"]["vehicle"] == {"AP50": pytest.approx(1.0),
+                                                        "AP50_95": pytest.approx(1.0),
                                                         "AP_loose": None, "n_gt": 2}
     assert bands["20-80 m"]["per_class"]["vehicle"]["AP50"] == pytest.approx(0.5, abs=0.01)
     assert bands["20-80 m"]["per_class"]["vehicle"]["n_gt"] == 2
-    assert bands["80-250 m"]["per_class"]["vehicle"] == {"AP50": None, "AP_loose": None,
-                                                          "n_gt": 0}
+    assert bands["80-250 m"]["per_class"]["vehicle"] == {"AP50": None, "AP50_95": None,
+                                                          "AP_loose": None, "n_gt": 0}
     # records without ego_xy (distance NaN) fall in no band
     assert evaluate_by_range(RECORDS, d, [0, 1000])["0-1000 m"]["per_class"]["vehicle"]["n_gt"] == 0
     with pytest.raises(ValueError, match=r"range_bins=\[40, 20\]: need two or more increasing"):
