@@ -352,11 +352,18 @@ def test_checkpoint_round_trip_and_errors(tmp_path):
         load_checkpoint(tmp_path / "missing.pt")
 
 
-def test_missing_default_checkpoint_names_the_training_command(monkeypatch, tmp_path):
+@pytest.mark.parametrize("camera", ["bev", "front", "surround"])
+def test_every_camera_has_a_shipped_default(camera):
+    path = resolve_checkpoint(None, camera=camera)
+    assert path.name == f"detector_{camera}.pt" and path.is_file()
+
+
+@pytest.mark.parametrize("camera", ["front", "surround"])
+def test_missing_default_checkpoint_names_the_training_command(monkeypatch, tmp_path, camera):
     monkeypatch.setattr("perception.checkpoint.MODELS_DIR", tmp_path)
-    with pytest.raises(CheckpointError,
-                       match="detector_front.pt.*make datasets-front models/detector_front.pt"):
-        resolve_checkpoint(None, camera="front")
+    with pytest.raises(CheckpointError, match=f"detector_{camera}.pt.*make datasets-{camera} "
+                                              f"models/detector_{camera}.pt"):
+        resolve_checkpoint(None, camera=camera)
 
 
 def test_fused_inference_model_matches_the_original():
