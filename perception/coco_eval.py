@@ -88,7 +88,7 @@ def coco_results(detections: dict[int, Detections]) -> list[dict]:
 
 
 def check_loose_iou(loose_iou: float | None) -> None:
-    """ValueError naming `loose_iou` unless it is None or an IoU in (0, 0.5)."""
+    """ConfigError naming `loose_iou` unless it is None or an IoU in (0, 0.5)."""
     if loose_iou is not None and not 0.0 < loose_iou < 0.5:
         raise ConfigError(f"loose_iou={loose_iou}: choose an IoU in (0, 0.5), or null")
 
@@ -212,7 +212,7 @@ def evaluate(
 
 def range_bands(bins: list[float], key: str = "range_bins",
                 what: str = "distances [m]") -> list[tuple[float, float]]:
-    """[0, 20, 40] -> [(0, 20), (20, 40)]; ValueError naming `key` unless increasing."""
+    """[0, 20, 40] -> [(0, 20), (20, 40)]; ConfigError naming `key` unless increasing."""
     edges = [float(b) for b in bins]
     bands = list(itertools.pairwise(edges))
     if not bands or any(lo >= hi for lo, hi in bands):
@@ -239,7 +239,7 @@ RECALL_ATTRIBUTES = {
 
 
 def attribute_bands(attribute: str, bins: list[float]) -> list[tuple[float, float]]:
-    """Bands of a `RECALL_ATTRIBUTES` attribute; ValueError naming its key unless increasing."""
+    """Bands of a `RECALL_ATTRIBUTES` attribute; ConfigError naming its key unless increasing."""
     if attribute not in RECALL_ATTRIBUTES:
         raise ValueError(f"recall by {attribute!r}: choose one of {list(RECALL_ATTRIBUTES)}")
     spec = RECALL_ATTRIBUTES[attribute]

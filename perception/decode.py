@@ -34,7 +34,7 @@ ScoreThresh = float | Mapping[str, float]
 
 def class_thresholds(score_thresh: ScoreThresh, num_classes: int = len(CLASSES)) -> torch.Tensor:
     """(num_classes,) per-class score thresholds from one number, or from a mapping that names
-    every class of CLASSES once; a ValueError names `score_thresh` and the choices otherwise."""
+    every class of CLASSES once; a ConfigError names `score_thresh` and the choices otherwise."""
     if isinstance(score_thresh, Mapping):
         if set(score_thresh) != set(CLASSES) or num_classes != len(CLASSES):
             raise ConfigError(f"score_thresh={dict(score_thresh)}: give one number, or one per "
@@ -165,7 +165,7 @@ def _pair_iou(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 
 
 def check_peak_iou(peak_iou: float | None) -> float | None:
-    """`peak_iou` must be null or a number in [0, 1): a ValueError names the key otherwise."""
+    """`peak_iou` must be null or a number in [0, 1): a ConfigError names the key otherwise."""
     if peak_iou is None:
         return None
     if isinstance(peak_iou, bool) or not isinstance(peak_iou, int | float) \
@@ -176,7 +176,7 @@ def check_peak_iou(peak_iou: float | None) -> float | None:
 
 
 def check_snap_px(snap_px: bool) -> bool:
-    """`snap_px` must be true or false: a ValueError names the key otherwise."""
+    """`snap_px` must be true or false: a ConfigError names the key otherwise."""
     if not isinstance(snap_px, bool):
         raise ConfigError(f"snap_px={snap_px!r}: choose true (box edges rounded to whole image "
                           f"pixels) or false (boxes as regressed)")
@@ -184,7 +184,7 @@ def check_snap_px(snap_px: bool) -> bool:
 
 
 def check_topk(topk: int) -> int:
-    """`topk` must be a whole number >= 1: a ValueError names the key otherwise."""
+    """`topk` must be a whole number >= 1: a ConfigError names the key otherwise."""
     if isinstance(topk, bool) or not isinstance(topk, int) or topk < 1:
         raise ConfigError(f"topk={topk!r}: choose a whole number >= 1 (detections kept per image)")
     return topk

@@ -10,7 +10,7 @@ from sim.types import Frame
 
 
 def check_camera_value(ok: bool, key: str, value, valid: str) -> None:
-    """Raise a ValueError naming `camera.<key>`, the bad value and what is valid, unless `ok`."""
+    """Raise a ConfigError naming `camera.<key>`, the bad value and what is valid, unless `ok`."""
     if not ok:
         raise ConfigError(f"camera.{key} must be {valid}, got {value!r}")
 
