@@ -116,6 +116,13 @@ docs/detect_front_example.png: models/detector_front.pt
 	$(BIN)/python -c "from perception.report import video_stills; \
 	  video_stills('outputs/detect_front_example/detections.mp4', [41, 129, 204, 292], '$@')"
 
+# One instant of the surround rig (front, left / right, rear) through the shipped surround detector
+docs/detect_surround_example.png: models/detector_surround.pt
+	$(BIN)/roadsight detect camera=surround source=$(DATA)/surround/urban_test/images max_frames=524 \
+	  hydra.run.dir=outputs/detect_surround_example
+	$(BIN)/python -c "from perception.report import video_stills; \
+	  video_stills('outputs/detect_surround_example/detections.mp4', [520, 521, 522, 523], '$@')"
+
 # A checkpoint on the whole val split (every part), to compare training recipes before the test
 # split is looked at: make score-val-front CHECKPOINT=outputs/<run>/best.pt (default: shipped)
 CHECKPOINT ?=
