@@ -14,7 +14,7 @@ from hydra.utils import instantiate
 
 from perception.checkpoint import CheckpointError, build_model, load_checkpoint
 from perception.data import prepare_image
-from perception.decode import DecodeOptions, Detections, decode, to_image_detections
+from perception.decode import DecodeOptions, Detections, to_image_detections
 from perception.model import CenterNet, ExportWrapper, fuse_conv_bn
 from roadsight.errors import ConfigError
 from roadsight.io import atomic_write_bytes
@@ -81,10 +81,8 @@ class Detector:
         """Already preprocessed (B, 3, H, W) batch and its letterboxes -> Detections per image."""
         heat, size, offset = self.backend(x)
         stride = x.shape[-2] // heat.shape[-2]  # the model's output stride, from the shapes
-        o = self.options
-        decoded = decode(heat, size, offset, topk=o.topk, score_thresh=o.score_thresh,
-                         stride=stride, peak_iou=o.peak_iou)
-        return [to_image_detections(*d, lb, o.snap_px)
+        decoded = self.options.decode(heat, size, offset, stride)
+        return [to_image_detections(*d, lb, self.options.snap_px)
                 for d, lb in zip(decoded, letterboxes, strict=True)]
 
     def __call__(self, images: Sequence[np.ndarray]) -> list[Detections]:

@@ -213,6 +213,13 @@ class DecodeOptions:
         options = cls(cfg["score_thresh"], cfg["topk"], cfg["peak_iou"], cfg["snap_px"])
         return replace(options, **overrides)
 
+    def decode(self, heatmap: torch.Tensor, size: torch.Tensor, offset: torch.Tensor,
+               stride: int) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+        """`decode` of a batch's head outputs with these options (boxes in input pixels;
+        `snap_px` applies later, in `to_image_detections`)."""
+        return decode(heatmap, size, offset, topk=self.topk, score_thresh=self.score_thresh,
+                      stride=stride, peak_iou=self.peak_iou)
+
 
 def peak_mask(heatmap: torch.Tensor, boxes: torch.Tensor, peak_iou: float | None) -> torch.Tensor:
     """(B, C, h, w) bool: the cells that are peaks.

@@ -18,7 +18,7 @@ from hydra.utils import instantiate
 
 from perception.backends import OnnxBackend, TorchBackend, export_onnx, input_hw, measure_latency
 from perception.checkpoint import build_model, load_checkpoint, resolve_checkpoint
-from perception.decode import DecodeOptions, decode
+from perception.decode import DecodeOptions
 from perception.model import count_parameters
 from roadsight.bench.camera_cost import camera_cost
 
@@ -39,9 +39,8 @@ def run_detector_suite(
             h, w = input_hw(instantiate(state["preprocess_cfg"]))
             params[camera] = count_parameters(net)
             engines = {"torch": TorchBackend(net, "cpu")}
-            engines["torch+decode"] = lambda x, forward=engines["torch"], s=net.stride: decode(
-                *forward(x), topk=options.topk, score_thresh=options.score_thresh, stride=s,
-                peak_iou=options.peak_iou)
+            engines["torch+decode"] = lambda x, forward=engines["torch"], s=net.stride: (
+                options.decode(*forward(x), stride=s))
             if torch.cuda.is_available():
                 engines["torch-cuda"] = TorchBackend(net, "cuda")
             onnx = export_onnx(net, Path(tmp) / f"{camera}.onnx", (h, w))
