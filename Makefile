@@ -109,19 +109,15 @@ docs/detector_range.png: outputs/detector_bev_test/metrics.json outputs/detector
 	$(BIN)/python -c "from perception.report import plot_range; \
 	  plot_range({'bev': 'outputs/detector_bev_test', 'front': 'outputs/detector_front_test'}, '$@')"
 
-# Four stills of the shipped front detector on the front test split (README results)
-docs/detect_front_example.png: models/detector_front.pt
-	$(BIN)/roadsight detect camera=front source=$(DATA)/front/urban_test/images \
-	  hydra.run.dir=outputs/detect_front_example
+# Stills of a camera's shipped detector on its urban test split (README results), by frame index:
+# four front frames; one instant of the surround rig (front, left / right, rear)
+STILLS_front := 41, 129, 204, 292
+STILLS_surround := 520, 521, 522, 523
+docs/detect_%_example.png: models/detector_%.pt
+	$(BIN)/roadsight detect camera=$* source=$(DATA)/$*/urban_test/images \
+	  hydra.run.dir=outputs/detect_$*_example
 	$(BIN)/python -c "from perception.report import video_stills; \
-	  video_stills('outputs/detect_front_example/detections.mp4', [41, 129, 204, 292], '$@')"
-
-# One instant of the surround rig (front, left / right, rear) through the shipped surround detector
-docs/detect_surround_example.png: models/detector_surround.pt
-	$(BIN)/roadsight detect camera=surround source=$(DATA)/surround/urban_test/images max_frames=524 \
-	  hydra.run.dir=outputs/detect_surround_example
-	$(BIN)/python -c "from perception.report import video_stills; \
-	  video_stills('outputs/detect_surround_example/detections.mp4', [520, 521, 522, 523], '$@')"
+	  video_stills('outputs/detect_$*_example/detections.mp4', [$(STILLS_$*)], '$@')"
 
 # A checkpoint on the whole val split (every part), to compare training recipes before the test
 # split is looked at: make score-val-front CHECKPOINT=outputs/<run>/best.pt (default: shipped)
