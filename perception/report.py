@@ -47,16 +47,17 @@ def _overall(metrics: dict) -> dict:
             "n_gt": sum(pc["n_gt"] for pc in metrics["per_class"].values())}
 
 
-def range_table(by_range: dict[str, dict], title: str, label: str = "distance"):
-    """A rich Table of AP50 per row (a distance band, or a `label` such as a camera) and class
-    (columns, with object counts); "AP50 / AP_loose (n)" when the rows carry AP at a loose IoU."""
+def ap_table(rows: dict[str, dict], title: str, label: str = "distance"):
+    """A rich Table of `ap_summary` rows (row label -> summary: distance bands, or the cameras of
+    a rig with `label="camera"`): AP50 per class (columns, with object counts); "AP50 / AP_loose
+    (n)" when the rows carry AP at a loose IoU."""
     from rich.table import Table
 
     table = Table(title=title)
     table.add_column(label)
-    names = list(next(iter(by_range.values()))["per_class"])
-    # a band without objects has no AP at all: look for the loose AP in any band
-    loose = any(m.get("mAP_loose") is not None for m in by_range.values())
+    names = list(next(iter(rows.values()))["per_class"])
+    # a row without objects has no AP at all: look for the loose AP in any row
+    loose = any(m.get("mAP_loose") is not None for m in rows.values())
 
     def cell(ap50, ap_loose) -> str:
         return f"{_fmt(ap50)} / {_fmt(ap_loose)}" if loose else _fmt(ap50)
@@ -65,10 +66,10 @@ def range_table(by_range: dict[str, dict], title: str, label: str = "distance"):
     for name in names:
         table.add_column(f"{name} {head} (n)", justify="right")
     table.add_column(f"m{head}", justify="right")
-    for band, m in by_range.items():
+    for row, m in rows.items():
         pcs = [m["per_class"][n] for n in names]
         cells = [f"{cell(pc['AP50'], pc.get('AP_loose'))} ({pc['n_gt']})" for pc in pcs]
-        table.add_row(band, *cells, cell(m["mAP50"], m.get("mAP_loose")))
+        table.add_row(row, *cells, cell(m["mAP50"], m.get("mAP_loose")))
     return table
 
 

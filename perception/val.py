@@ -46,8 +46,8 @@ def validate(cfg: DictConfig, out: Path, camera: str = "bev") -> dict:
     from perception.data import load_coco_dirs
     from perception.decode import DecodeOptions, describe_thresh
     from perception.report import (
+        ap_table,
         plot_pr_curves,
-        range_table,
         recall_table,
         rich_table,
         write_csv,
@@ -101,9 +101,9 @@ def validate(cfg: DictConfig, out: Path, camera: str = "bev") -> dict:
     console = Console()
     console.print(rich_table(result, f"{ckpt.name} on {len(records)} images ({cond})"))
     if by_range:
-        console.print(range_table(by_range, "AP50 by distance from the ego"))
+        console.print(ap_table(by_range, "AP50 by distance from the ego"))
     if by_camera:
-        console.print(range_table(by_camera, "AP50 by camera of the rig", "camera"))
+        console.print(ap_table(by_camera, "AP50 by camera of the rig", "camera"))
     for attribute, bands in recalls.items():
         console.print(recall_table(bands, f"recall at score >= {describe_thresh(cfg.score_thresh)} "
                                           f"by {RECALL_ATTRIBUTES[attribute].title}", attribute))

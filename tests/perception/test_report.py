@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 
 from perception.report import (
+    ap_table,
     band_start,
     chain_histories,
     plot_range,
     plot_training,
-    range_table,
     recall_table,
     video_stills,
 )
@@ -88,7 +88,7 @@ def test_range_plot_draws_each_camera_and_names_a_run_without_bands(tmp_path):
     assert not (tmp_path / "bad.png").exists()
 
 
-def test_range_table_shows_the_loose_ap_when_any_band_has_it():
+def test_ap_table_shows_the_loose_ap_when_any_band_has_it():
     from rich.console import Console
 
     def band(ap50, ap_loose, n):
@@ -97,7 +97,7 @@ def test_range_table_shows_the_loose_ap_when_any_band_has_it():
 
     def render(by_range) -> str:
         console = Console(width=200, record=True)
-        console.print(range_table(by_range, "t"))
+        console.print(ap_table(by_range, "t"))
         return console.export_text()
 
     # the first band is empty (no AP at all); the second carries AP50 and the loose AP
