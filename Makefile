@@ -63,6 +63,7 @@ train_episodes = $(word $(2),$(TRAIN_EPISODES_$(1)))
 # tell two recipes apart (the 288 frames of val alone could not).
 TRAIN_PARTS_bev := train
 TRAIN_PARTS_front := train train2
+TRAIN_PARTS_front_small := train train2
 TRAIN_PARTS_surround := train
 VAL_PARTS_bev := val
 VAL_PARTS_front := val val2
@@ -78,25 +79,36 @@ datasets-%: $(STAMP)
 # The shipped checkpoints: trained on the train split, best.pt chosen on val, scored on test.
 PREPROCESS_bev := default
 PREPROCESS_front := front
+PREPROCESS_front_small := front
 PREPROCESS_surround := front
 EPOCHS_bev := 24
-EPOCHS_front := 6
+EPOCHS_front := 4
+EPOCHS_front_small := 6
 EPOCHS_surround := 4
 # the front camera's far objects are 2-12 px high: heads at stride 2 instead of 4, and a GIoU
 # loss on top of the L1 terms, so that the box of a 3 px object is fitted as tightly as a large one
-TRAIN_ARGS_front := detector.out_stride=2 loss.giou_weight=1.0
-# the surround rig (front, left, right, rear; 320x160 pinholes like front): the front checkpoint,
-# fine-tuned on the rig's four views (the front model alone finds rear vehicles at AP50 0.14)
-TRAIN_ARGS_surround := $(TRAIN_ARGS_front) init=models/detector_front.pt lr=1e-3
-models/detector_surround.pt: models/detector_front.pt
+PINHOLE_ARGS := detector.out_stride=2 loss.giou_weight=1.0
+# front: the medium detector (744,415 parameters); front_small: the small one (252,823), the
+# previous front default, about half the latency, kept as the surround checkpoint's parent
+TRAIN_ARGS_front := detector=medium $(PINHOLE_ARGS)
+TRAIN_ARGS_front_small := $(PINHOLE_ARGS)
+CAMERA_front_small := front
+# the surround rig (front, left, right, rear; 320x160 pinholes like front): the small front
+# checkpoint, fine-tuned on the rig's four views (alone it finds rear vehicles at AP50 0.14)
+TRAIN_ARGS_surround := $(PINHOLE_ARGS) init=models/detector_front_small.pt lr=1e-3
+models/detector_surround.pt: models/detector_front_small.pt
 comma := ,
 space := $(subst ,, )
 # $(1) camera, $(2) config key, $(3) split parts -> "key=[urban_part,hazards_part,...]"
 splits = "$(2)=[$(subst $(space),$(comma),$(strip $(foreach p,$(3),$(DATA)/$(1)/urban_$(p) $(DATA)/$(1)/hazards_$(p))))]"
 
+# a checkpoint's camera (its data): its own name, or CAMERA_<name> for a second one of a camera
+camera_of = $(or $(CAMERA_$(1)),$(1))
+
 models/detector_%.pt: $(STAMP)
 	$(BIN)/roadsight train-detector preprocess=$(PREPROCESS_$*) epochs=$(EPOCHS_$*) $(TRAIN_ARGS_$*) workers=1 \
-	  $(call splits,$*,data,$(TRAIN_PARTS_$*)) $(call splits,$*,val_data,val) hydra.run.dir=outputs/detector_$*
+	  $(call splits,$(call camera_of,$*),data,$(TRAIN_PARTS_$*)) \
+	  $(call splits,$(call camera_of,$*),val_data,val) hydra.run.dir=outputs/detector_$*
 	cp outputs/detector_$*/best.pt $@
 
 # The README's training-curve plot, from the two training runs' metrics.json
