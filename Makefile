@@ -63,7 +63,7 @@ train_episodes = $(word $(2),$(TRAIN_EPISODES_$(1)))
 # tell two recipes apart (the 288 frames of val alone could not).
 TRAIN_PARTS_bev := train
 TRAIN_PARTS_front := train train2
-TRAIN_PARTS_front_small := train train2
+TRAIN_PARTS_front_small := $(TRAIN_PARTS_front)
 TRAIN_PARTS_surround := train
 VAL_PARTS_bev := val
 VAL_PARTS_front := val val2
@@ -79,7 +79,7 @@ datasets-%: $(STAMP)
 # The shipped checkpoints: trained on the train split, best.pt chosen on val, scored on test.
 PREPROCESS_bev := default
 PREPROCESS_front := front
-PREPROCESS_front_small := front
+PREPROCESS_front_small := $(PREPROCESS_front)
 PREPROCESS_surround := front
 EPOCHS_bev := 24
 EPOCHS_front := 4
