@@ -89,14 +89,14 @@ EPOCHS_surround := 4
 # loss on top of the L1 terms, so that the box of a 3 px object is fitted as tightly as a large one
 PINHOLE_ARGS := detector.out_stride=2 loss.giou_weight=1.0
 # front: the medium detector (744,415 parameters); front_small: the small one (252,823), the
-# previous front default, about half the latency, kept as the surround checkpoint's parent
+# previous front default, about half the latency (checkpoint=models/detector_front_small.pt)
 TRAIN_ARGS_front := detector=medium $(PINHOLE_ARGS)
 TRAIN_ARGS_front_small := $(PINHOLE_ARGS)
 CAMERA_front_small := front
-# the surround rig (front, left, right, rear; 320x160 pinholes like front): the small front
-# checkpoint, fine-tuned on the rig's four views (alone it finds rear vehicles at AP50 0.14)
-TRAIN_ARGS_surround := $(PINHOLE_ARGS) init=models/detector_front_small.pt lr=1e-3
-models/detector_surround.pt: models/detector_front_small.pt
+# the surround rig (front, left, right, rear; 320x160 pinholes like front): the front checkpoint,
+# fine-tuned on the rig's four views (a front model alone finds rear vehicles at AP50 0.14)
+TRAIN_ARGS_surround := $(TRAIN_ARGS_front) init=models/detector_front.pt lr=1e-3
+models/detector_surround.pt: models/detector_front.pt
 comma := ,
 space := $(subst ,, )
 # $(1) camera, $(2) config key, $(3) split parts -> "key=[urban_part,hazards_part,...]"
