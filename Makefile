@@ -80,7 +80,7 @@ datasets-%: $(STAMP)
 PREPROCESS_bev := default
 PREPROCESS_front := front
 PREPROCESS_front_small := $(PREPROCESS_front)
-PREPROCESS_surround := front
+PREPROCESS_surround := $(PREPROCESS_front)
 EPOCHS_bev := 24
 EPOCHS_front := 4
 EPOCHS_front_small := 6
