@@ -96,12 +96,9 @@ TRAIN_ARGS_front := detector=medium $(PINHOLE_ARGS)
 TRAIN_ARGS_front_small := $(PINHOLE_ARGS)
 CAMERA_front_small := front
 # the surround rig (front, left, right, rear; 320x160 pinholes like front): a front checkpoint,
-# fine-tuned on the rig's four views (a front model alone finds rear vehicles at AP50 0.14). The
-# shipped one started from the front checkpoint of commit 895fbfc (medium, two train parts), which
-# this recipe takes from git history; SURROUND_INIT=models/detector_front.pt starts from today's.
-SURROUND_INIT ?= outputs/init/detector_front_895fbfc.pt
-outputs/init/detector_front_895fbfc.pt:
-	mkdir -p $(@D) && git show 895fbfc:models/detector_front.pt > $@.tmp && mv $@.tmp $@
+# fine-tuned on the rig's four views (a front model alone finds rear vehicles at AP50 0.14); the
+# shipped one starts from models/detector_front.pt (SURROUND_INIT=FILE starts from another)
+SURROUND_INIT ?= models/detector_front.pt
 TRAIN_ARGS_surround := $(TRAIN_ARGS_front) init=$(SURROUND_INIT) lr=1e-3
 models/detector_surround.pt: $(SURROUND_INIT)
 comma := ,
