@@ -109,7 +109,7 @@ splits = "$(2)=[$(subst $(space),$(comma),$(strip $(foreach p,$(3),$(DATA)/$(1)/
 # a checkpoint's camera (its data): its own name, or CAMERA_<name> for a second one of a camera
 camera_of = $(or $(CAMERA_$(1)),$(1))
 
-models/detector_%.pt: $(STAMP)
+models/detector_%.pt: | $(STAMP)
 	$(BIN)/roadsight train-detector preprocess=$(PREPROCESS_$*) epochs=$(EPOCHS_$*) $(TRAIN_ARGS_$*) workers=1 \
 	  $(call splits,$(call camera_of,$*),data,$(TRAIN_PARTS_$*)) \
 	  $(call splits,$(call camera_of,$*),val_data,val) hydra.run.dir=outputs/detector_$*

@@ -22,9 +22,10 @@ def test_shipped_checkpoint_detects_unseen_frames(tmp_path, camera, min_map50):
     # (the two-part medium front model 0.723, the small one 0.681, the one before it 0.777; on
     # the test splits, README: 0.964, 0.787 against 0.778, 0.757 and 0.715: the sample is too
     # small to rank models); a broken model scores near 0. Surround (the rig's 4 views, 56
-    # images): 0.714; on the same images the two-part medium front checkpoint it was fine-tuned
-    # from scores 0.712 (this urban sample has few rear objects; on the surround test split:
-    # 0.742 against 0.610 for the front one), and the small front checkpoint 0.561. The front
+    # images): 0.675, the previous surround checkpoint 0.714; on the same images the front
+    # checkpoint it was fine-tuned from scores 0.770 (this urban sample has few rear objects; on
+    # the surround test split the fine-tune scores 0.760 against 0.742 for the previous one and
+    # 0.610 for the two-part front one), and the small front checkpoint 0.561. The front
     # threshold (0.75) fails a fall back to any earlier front checkpoint
     env = gym.make("roadsight/urban-crossing-v0")
     cam = instantiate(OmegaConf.load(CONF_DIR / "camera" / f"{camera}.yaml"))
