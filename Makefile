@@ -100,7 +100,9 @@ CAMERA_front_small := front
 # shipped one starts from models/detector_front.pt (SURROUND_INIT=FILE starts from another)
 SURROUND_INIT ?= models/detector_front.pt
 TRAIN_ARGS_surround := $(TRAIN_ARGS_front) init=$(SURROUND_INIT) lr=1e-3
-models/detector_surround.pt: $(SURROUND_INIT)
+# order-only: a newly shipped front checkpoint does not make the shipped surround one stale (it
+# is retrained on purpose: `rm models/detector_surround.pt` (git keeps it), then make it)
+models/detector_surround.pt: | $(SURROUND_INIT)
 comma := ,
 space := $(subst ,, )
 # $(1) camera, $(2) config key, $(3) split parts -> "key=[urban_part,hazards_part,...]"
@@ -115,10 +117,12 @@ models/detector_%.pt: | $(STAMP)
 	  $(call splits,$(call camera_of,$*),val_data,val) hydra.run.dir=outputs/detector_$*
 	cp outputs/detector_$*/best.pt $@
 
-# The README's training-curve plot, from the two training runs' metrics.json
-docs/detector_training.png: outputs/detector_bev/metrics.json outputs/detector_front/metrics.json
+# The README's training-curve plot, from the histories the shipped checkpoints carry (each up to
+# the epoch it was kept at), so any checkout can redraw it
+TRAINING_CURVES := bev front surround
+docs/detector_training.png: $(foreach c,$(TRAINING_CURVES),models/detector_$(c).pt)
 	$(BIN)/python -c "from perception.report import plot_training; \
-	  plot_training({'bev': 'outputs/detector_bev', 'front': 'outputs/detector_front'}, '$@')"
+	  plot_training({$(foreach c,$(TRAINING_CURVES),'$(c)': 'models/detector_$(c).pt',)}, '$@')"
 
 # The README's AP-by-distance plot, from the two clean test-split scores (make score-detector-%)
 docs/detector_range.png: outputs/detector_bev_test/metrics.json outputs/detector_front_test/metrics.json

@@ -127,20 +127,36 @@ def _save_png(fig, path: str | Path) -> None:
     atomic_write_bytes(path, buf.getvalue())
 
 
+def training_history(source: str | Path) -> list[dict]:
+    """The per-epoch history (epoch, losses, val_mAP50) of a train-detector run: its run dir
+    (metrics.json, every epoch), or a checkpoint file (the epochs up to the one it was saved at,
+    so a shipped best.pt shows how it was trained without its run dir)."""
+    source = Path(source)
+    if source.is_file():
+        from perception.checkpoint import CheckpointError, load_checkpoint
+
+        state = load_checkpoint(source)
+        if "history" not in state:
+            raise CheckpointError(f"checkpoint {source}: no training history in it")
+        return state["history"]
+    return json.loads((source / "metrics.json").read_text())["history"]
+
+
 def chain_histories(run_dirs: Sequence[str | Path]) -> list[dict]:
     """The per-epoch histories of runs trained one after the other (`init=` the previous
     best.pt), epochs numbered on across the runs, each entry tagged with its run's index."""
     chained: list[dict] = []
     for stage, run_dir in enumerate(run_dirs):
         offset = chained[-1]["epoch"] if chained else 0
-        history = json.loads((Path(run_dir) / "metrics.json").read_text())["history"]
+        history = training_history(run_dir)
         chained += [{**h, "epoch": h["epoch"] + offset, "stage": stage} for h in history]
     return chained
 
 
 def plot_training(runs: Mapping[str, str | Path | Sequence[str | Path]], path: str | Path) -> None:
-    """Loss and val mAP50 per epoch for train-detector runs (name -> run dir with metrics.json,
-    or a list of run dirs trained one after the other; a dotted line marks each new stage)."""
+    """Loss and val mAP50 per epoch for train-detector runs (name -> run dir with metrics.json
+    or checkpoint file, or a list of them trained one after the other; a dotted line marks each
+    new stage)."""
     plt = _pyplot()
 
     fig, (ax_loss, ax_map) = plt.subplots(1, 2, figsize=(9, 3.5), dpi=100)

@@ -9,6 +9,7 @@ import imageio.v2 as imageio
 import numpy as np
 import pytest
 
+from perception.checkpoint import FORMAT, CheckpointError, save_checkpoint
 from perception.report import (
     ap_table,
     band_start,
@@ -16,8 +17,10 @@ from perception.report import (
     plot_range,
     plot_training,
     recall_table,
+    training_history,
     video_stills,
 )
+from sim.types import CLASSES
 
 
 def test_training_plot_is_a_real_png(tmp_path):
@@ -43,6 +46,36 @@ def test_a_fine_tuning_run_continues_the_epochs_of_the_run_it_started_from(tmp_p
     plot_training({"front": [tmp_path / "base", tmp_path / "ft"], "bev": tmp_path / "base"},
                   tmp_path / "curves.png")
     assert cv2.imread(str(tmp_path / "curves.png")) is not None
+
+
+def _checkpoint_with(path, **extra):
+    state = {"format": FORMAT, "model_cfg": {}, "state_dict": {}, "classes": list(CLASSES),
+             "preprocess_cfg": {}, **extra}
+    save_checkpoint(path, state)
+    return path
+
+
+def test_a_checkpoint_file_gives_the_history_it_was_saved_with(tmp_path):
+    history = [{"epoch": e, "loss_total": 2.0 / e, "val_mAP50": 0.2 * e} for e in (1, 2, 3)]
+    base = _checkpoint_with(tmp_path / "base.pt", history=history)
+    assert training_history(base) == history
+    (tmp_path / "ft").mkdir()
+    (tmp_path / "ft" / "metrics.json").write_text(json.dumps({"history": history[:1]}))
+    # a shipped checkpoint and a fine-tuning run dir chain like two run dirs
+    assert [h["epoch"] for h in chain_histories([base, tmp_path / "ft"])] == [1, 2, 3, 4]
+    plot_training({"front": base}, tmp_path / "curves.png")
+    assert cv2.imread(str(tmp_path / "curves.png")) is not None
+
+
+def test_a_checkpoint_without_history_or_corrupt_is_named(tmp_path):
+    bare = _checkpoint_with(tmp_path / "bare.pt")
+    with pytest.raises(CheckpointError, match=r"bare\.pt: no training history"):
+        training_history(bare)
+    broken = tmp_path / "broken.pt"
+    broken.write_bytes(b"not a torch file")
+    with pytest.raises(CheckpointError, match=r"broken\.pt: not a readable torch file"):
+        plot_training({"x": broken}, tmp_path / "curves.png")
+    assert not (tmp_path / "curves.png").exists()
 
 
 def test_training_plot_names_a_run_without_history(tmp_path):
