@@ -59,11 +59,11 @@ TRAIN_EPISODES_front := 150 150
 TRAIN_EPISODES_surround := 40 40
 train_episodes = $(word $(2),$(TRAIN_EPISODES_$(1)))
 # The front camera has more parts: train2 (seeds 150..299) doubled its train frames to 17,247,
-# train3 (seeds 300..449) makes them 25,838 (the medium checkpoint's; the small one was trained
-# without it); val2 (seeds 1005.. urban, 1004.. highway) makes its val split 1,124 frames, enough
+# train3 (seeds 300..449) and train4 (450..599) make them 34,330 (the medium checkpoint's; the
+# small one was trained on the first two); val2 (seeds 1005.. urban, 1004.. highway) makes its val split 1,124 frames, enough
 # to tell two recipes apart (the 288 frames of val alone could not).
 TRAIN_PARTS_bev := train
-TRAIN_PARTS_front := train train2 train3
+TRAIN_PARTS_front := train train2 train3 train4
 TRAIN_PARTS_front_small := train train2
 TRAIN_PARTS_surround := train
 VAL_PARTS_bev := val
@@ -76,6 +76,7 @@ datasets-%: $(STAMP)
 	$(call record_split,$*,test,2000,8,6)
 	$(if $(filter train2,$(TRAIN_PARTS_$*)),$(call record_split,$*,train2,150,150,150))
 	$(if $(filter train3,$(TRAIN_PARTS_$*)),$(call record_split,$*,train3,300,150,150))
+	$(if $(filter train4,$(TRAIN_PARTS_$*)),$(call record_split,$*,train4,450,150,150))
 	$(if $(filter val2,$(VAL_PARTS_$*)),$(call record_part,$*,val2,1005,15,1004,12))
 
 # The shipped checkpoints: trained on the train split, best.pt chosen on val, scored on test.
@@ -96,9 +97,13 @@ TRAIN_ARGS_front := detector=medium $(PINHOLE_ARGS)
 TRAIN_ARGS_front_small := $(PINHOLE_ARGS)
 CAMERA_front_small := front
 # the surround rig (front, left, right, rear; 320x160 pinholes like front): a front checkpoint,
-# fine-tuned on the rig's four views (a front model alone finds rear vehicles at AP50 0.14); the
-# shipped one starts from models/detector_front.pt (SURROUND_INIT=FILE starts from another)
-SURROUND_INIT ?= models/detector_front.pt
+# fine-tuned on the rig's four views (a front model alone finds rear vehicles at AP50 0.14). The
+# shipped one started from the front checkpoint of commit b02e6b6 (medium, three train parts),
+# which this recipe takes from git history; SURROUND_INIT=models/detector_front.pt starts from
+# today's.
+SURROUND_INIT ?= outputs/init/detector_front_b02e6b6.pt
+outputs/init/detector_front_b02e6b6.pt:
+	mkdir -p $(@D) && git show b02e6b6:models/detector_front.pt > $@.tmp && mv $@.tmp $@
 TRAIN_ARGS_surround := $(TRAIN_ARGS_front) init=$(SURROUND_INIT) lr=1e-3
 # order-only: a newly shipped front checkpoint does not make the shipped surround one stale (it
 # is retrained on purpose: `rm models/detector_surround.pt` (git keeps it), then make it)
