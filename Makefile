@@ -60,8 +60,9 @@ TRAIN_EPISODES_surround := 40 40
 train_episodes = $(word $(2),$(TRAIN_EPISODES_$(1)))
 # The front camera has more parts: train2 (seeds 150..299) doubled its train frames to 17,247,
 # train3 (seeds 300..449) and train4 (450..599) make them 34,330 (the medium checkpoint's; the
-# small one was trained on the first two); val2 (seeds 1005.. urban, 1004.. highway) makes its val split 1,124 frames, enough
-# to tell two recipes apart (the 288 frames of val alone could not).
+# small one was trained on the first two); val2 (seeds 1005.. urban, 1004.. highway) makes its
+# val split 1,124 frames, enough to tell two recipes apart (the 288 frames of val alone could
+# not).
 TRAIN_PARTS_bev := train
 TRAIN_PARTS_front := train train2 train3 train4
 TRAIN_PARTS_front_small := train train2
