@@ -53,6 +53,14 @@ endef
 # $(1) camera, $(2) split, $(3) first seed (urban and highway), $(4) urban, $(5) highway episodes
 record_split = $(call record_part,$(1),$(2),$(3),$(4),$(3),$(5))
 
+# the extra front train parts trainN (N >= 2), 150 + 150 episodes from seed 150 x (N - 1)
+define newline
+
+
+endef
+extra_train_seed = $(shell echo $$(( 150 * ($(patsubst train%,%,$(1)) - 1) )))
+record_extra_train = $(call record_split,$(1),$(2),$(call extra_train_seed,$(2)),150,150)
+
 # train episodes (urban, highway) per camera: the front camera's objects are small, it gets more
 TRAIN_EPISODES_bev := 30 24
 TRAIN_EPISODES_front := 150 150
@@ -75,9 +83,7 @@ datasets-%: $(STAMP)
 	$(call record_split,$*,train,0,$(call train_episodes,$*,1),$(call train_episodes,$*,2))
 	$(call record_split,$*,val,1000,5,4)
 	$(call record_split,$*,test,2000,8,6)
-	$(if $(filter train2,$(TRAIN_PARTS_$*)),$(call record_split,$*,train2,150,150,150))
-	$(if $(filter train3,$(TRAIN_PARTS_$*)),$(call record_split,$*,train3,300,150,150))
-	$(if $(filter train4,$(TRAIN_PARTS_$*)),$(call record_split,$*,train4,450,150,150))
+	$(foreach p,$(filter-out train,$(TRAIN_PARTS_$*)),$(call record_extra_train,$*,$(p))$(newline))
 	$(if $(filter val2,$(VAL_PARTS_$*)),$(call record_part,$*,val2,1005,15,1004,12))
 
 # The shipped checkpoints: trained on the train split, best.pt chosen on val, scored on test.
