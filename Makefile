@@ -92,7 +92,8 @@ PREPROCESS_front := front
 PREPROCESS_front_small := $(PREPROCESS_front)
 PREPROCESS_surround := $(PREPROCESS_front)
 EPOCHS_bev := 24
-EPOCHS_front := 4
+EPOCHS_front_stage1 := 4
+EPOCHS_front := 2
 EPOCHS_front_small := 6
 EPOCHS_surround := 4
 # the front camera's far objects are 2-12 px high: heads at stride 2 instead of 4, and a GIoU
@@ -100,9 +101,18 @@ EPOCHS_surround := 4
 PINHOLE_ARGS := detector.out_stride=2 loss.giou_weight=1.0
 # front: the medium detector (744,415 parameters); front_small: the small one (252,823), the
 # previous front default, about half the latency (checkpoint=models/detector_front_small.pt)
-TRAIN_ARGS_front := detector=medium $(PINHOLE_ARGS)
+MEDIUM_PINHOLE_ARGS := detector=medium $(PINHOLE_ARGS)
+TRAIN_ARGS_front_stage1 := $(MEDIUM_PINHOLE_ARGS)
 TRAIN_ARGS_front_small := $(PINHOLE_ARGS)
 CAMERA_front_small := front
+# front is trained in two stages on the same data: 4 epochs from scratch (front_stage1), then 2
+# more epochs from its best.pt at a third of the peak LR, with fresh augmentation draws (seed=1)
+CAMERA_front_stage1 := front
+PREPROCESS_front_stage1 := $(PREPROCESS_front)
+TRAIN_PARTS_front_stage1 := $(TRAIN_PARTS_front)
+FRONT_STAGE1 ?= outputs/init/detector_front_stage1.pt
+TRAIN_ARGS_front := $(TRAIN_ARGS_front_stage1) init=$(FRONT_STAGE1) lr=1e-3 seed=1
+models/detector_front.pt: | $(FRONT_STAGE1)
 # the surround rig (front, left, right, rear; 320x160 pinholes like front): a front checkpoint,
 # fine-tuned on the rig's four views (a front model alone finds rear vehicles at AP50 0.14). The
 # shipped one started from the front checkpoint of commit b02e6b6 (medium, three train parts),
@@ -111,7 +121,7 @@ CAMERA_front_small := front
 SURROUND_INIT ?= outputs/init/detector_front_b02e6b6.pt
 outputs/init/detector_front_b02e6b6.pt:
 	mkdir -p $(@D) && git show b02e6b6:models/detector_front.pt > $@.tmp && mv $@.tmp $@
-TRAIN_ARGS_surround := $(TRAIN_ARGS_front) init=$(SURROUND_INIT) lr=1e-3
+TRAIN_ARGS_surround := $(MEDIUM_PINHOLE_ARGS) init=$(SURROUND_INIT) lr=1e-3
 # order-only: a newly shipped front checkpoint does not make the shipped surround one stale (it
 # is retrained on purpose: `rm models/detector_surround.pt` (git keeps it), then make it)
 models/detector_surround.pt: | $(SURROUND_INIT)
@@ -123,11 +133,18 @@ splits = "$(2)=[$(subst $(space),$(comma),$(strip $(foreach p,$(3),$(DATA)/$(1)/
 # a checkpoint's camera (its data): its own name, or CAMERA_<name> for a second one of a camera
 camera_of = $(or $(CAMERA_$(1)),$(1))
 
+# $(1) checkpoint name: train it into outputs/detector_<name>, then copy its best.pt to $@
+define train_checkpoint
+	$(BIN)/roadsight train-detector preprocess=$(PREPROCESS_$(1)) epochs=$(EPOCHS_$(1)) $(TRAIN_ARGS_$(1)) workers=1 \
+	  $(call splits,$(call camera_of,$(1)),data,$(TRAIN_PARTS_$(1))) \
+	  $(call splits,$(call camera_of,$(1)),val_data,val) hydra.run.dir=outputs/detector_$(1)
+	mkdir -p $(@D) && cp outputs/detector_$(1)/best.pt $@
+endef
 models/detector_%.pt: | $(STAMP)
-	$(BIN)/roadsight train-detector preprocess=$(PREPROCESS_$*) epochs=$(EPOCHS_$*) $(TRAIN_ARGS_$*) workers=1 \
-	  $(call splits,$(call camera_of,$*),data,$(TRAIN_PARTS_$*)) \
-	  $(call splits,$(call camera_of,$*),val_data,val) hydra.run.dir=outputs/detector_$*
-	cp outputs/detector_$*/best.pt $@
+	$(call train_checkpoint,$*)
+# a checkpoint that only starts another one (outputs/init/detector_front_stage1.pt)
+outputs/init/detector_%.pt: | $(STAMP)
+	$(call train_checkpoint,$*)
 
 # The README's training-curve plot, from the histories the shipped checkpoints carry (each up to
 # the epoch it was kept at), so any checkout can redraw it
