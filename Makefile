@@ -89,7 +89,6 @@ datasets-%: $(STAMP)
 # The shipped checkpoints: trained on the train split, best.pt chosen on val, scored on test.
 PREPROCESS_bev := default
 PREPROCESS_front := front
-PREPROCESS_front_small := $(PREPROCESS_front)
 PREPROCESS_surround := $(PREPROCESS_front)
 EPOCHS_bev := 24
 EPOCHS_front_stage1 := 4
@@ -108,8 +107,6 @@ CAMERA_front_small := front
 # front is trained in two stages on the same data: 4 epochs from scratch (front_stage1), then 2
 # more epochs from its best.pt at a third of the peak LR, with fresh augmentation draws (seed=1)
 CAMERA_front_stage1 := front
-PREPROCESS_front_stage1 := $(PREPROCESS_front)
-TRAIN_PARTS_front_stage1 := $(TRAIN_PARTS_front)
 FRONT_STAGE1 ?= outputs/init/detector_front_stage1.pt
 TRAIN_ARGS_front := $(TRAIN_ARGS_front_stage1) init=$(FRONT_STAGE1) lr=1e-3 seed=1
 models/detector_front.pt: | $(FRONT_STAGE1)
@@ -132,11 +129,13 @@ splits = "$(2)=[$(subst $(space),$(comma),$(strip $(foreach p,$(3),$(DATA)/$(1)/
 
 # a checkpoint's camera (its data): its own name, or CAMERA_<name> for a second one of a camera
 camera_of = $(or $(CAMERA_$(1)),$(1))
+# $(1) setting, $(2) checkpoint name: <setting>_<name>, else its camera's (front_small's preprocess)
+setting_of = $(or $($(1)_$(2)),$($(1)_$(call camera_of,$(2))))
 
 # $(1) checkpoint name: train it into outputs/detector_<name>, then copy its best.pt to $@
 define train_checkpoint
-	$(BIN)/roadsight train-detector preprocess=$(PREPROCESS_$(1)) epochs=$(EPOCHS_$(1)) $(TRAIN_ARGS_$(1)) workers=1 \
-	  $(call splits,$(call camera_of,$(1)),data,$(TRAIN_PARTS_$(1))) \
+	$(BIN)/roadsight train-detector preprocess=$(call setting_of,PREPROCESS,$(1)) epochs=$(EPOCHS_$(1)) $(TRAIN_ARGS_$(1)) workers=1 \
+	  $(call splits,$(call camera_of,$(1)),data,$(call setting_of,TRAIN_PARTS,$(1))) \
 	  $(call splits,$(call camera_of,$(1)),val_data,val) hydra.run.dir=outputs/detector_$(1)
 	mkdir -p $(@D) && cp outputs/detector_$(1)/best.pt $@
 endef
