@@ -108,20 +108,21 @@ CAMERA_front_small := front
 # more epochs from its best.pt at a third of the peak LR, with fresh augmentation draws (seed=1)
 CAMERA_front_stage1 := front
 FRONT_STAGE1 ?= outputs/init/detector_front_stage1.pt
-TRAIN_ARGS_front := $(TRAIN_ARGS_front_stage1) init=$(FRONT_STAGE1) lr=1e-3 seed=1
-models/detector_front.pt: | $(FRONT_STAGE1)
+# the shipped checkpoint's stage 1 (FRONT_STAGE1=$(FRONT_STAGE1_SHIPPED) skips training stage 1)
+FRONT_STAGE1_SHIPPED := outputs/git/7f40eb2/detector_front.pt
+TRAIN_ARGS_front := $(TRAIN_ARGS_front_stage1) lr=1e-3 seed=1
+INIT_front := $(FRONT_STAGE1)
 # the surround rig (front, left, right, rear; 320x160 pinholes like front): a front checkpoint,
 # fine-tuned on the rig's four views (a front model alone finds rear vehicles at AP50 0.14). The
 # shipped one started from the front checkpoint of commit b02e6b6 (medium, three train parts),
 # which this recipe takes from git history; SURROUND_INIT=models/detector_front.pt starts from
 # today's.
-SURROUND_INIT ?= outputs/init/detector_front_b02e6b6.pt
-outputs/init/detector_front_b02e6b6.pt:
-	mkdir -p $(@D) && git show b02e6b6:models/detector_front.pt > $@.tmp && mv $@.tmp $@
-TRAIN_ARGS_surround := $(MEDIUM_PINHOLE_ARGS) init=$(SURROUND_INIT) lr=1e-3
-# order-only: a newly shipped front checkpoint does not make the shipped surround one stale (it
-# is retrained on purpose: `rm models/detector_surround.pt` (git keeps it), then make it)
-models/detector_surround.pt: | $(SURROUND_INIT)
+SURROUND_INIT ?= outputs/git/b02e6b6/detector_front.pt
+# a checkpoint shipped at an earlier commit, from git history: outputs/git/<commit>/detector_<name>.pt
+outputs/git/%.pt:
+	mkdir -p $(@D) && git show $(subst /,:models/,$*).pt > $@.tmp && mv $@.tmp $@
+TRAIN_ARGS_surround := $(MEDIUM_PINHOLE_ARGS) lr=1e-3
+INIT_surround := $(SURROUND_INIT)
 comma := ,
 space := $(subst ,, )
 # $(1) camera, $(2) config key, $(3) split parts -> "key=[urban_part,hazards_part,...]"
@@ -132,9 +133,14 @@ camera_of = $(or $(CAMERA_$(1)),$(1))
 # $(1) setting, $(2) checkpoint name: <setting>_<name>, else its camera's (front_small's preprocess)
 setting_of = $(or $($(1)_$(2)),$($(1)_$(call camera_of,$(2))))
 
-# $(1) checkpoint name: train it into outputs/detector_<name>, then copy its best.pt to $@
+# $(1) checkpoint name: make the checkpoint it starts from (INIT_<name>, if any: made here, not
+# as a prerequisite, so that a newly shipped front checkpoint does not make the surround one stale
+# and a docs picture of a shipped checkpoint trains nothing; a shipped checkpoint is retrained on
+# purpose: `rm models/detector_<name>.pt` (git keeps it), then make it), train it into
+# outputs/detector_<name>, then copy its best.pt to $@
 define train_checkpoint
-	$(BIN)/roadsight train-detector preprocess=$(call setting_of,PREPROCESS,$(1)) epochs=$(EPOCHS_$(1)) $(TRAIN_ARGS_$(1)) workers=1 \
+	$(if $(INIT_$(1)),$(MAKE) --no-print-directory $(INIT_$(1)))
+	$(BIN)/roadsight train-detector preprocess=$(call setting_of,PREPROCESS,$(1)) epochs=$(EPOCHS_$(1)) $(TRAIN_ARGS_$(1)) $(if $(INIT_$(1)),init=$(INIT_$(1))) workers=1 \
 	  $(call splits,$(call camera_of,$(1)),data,$(call setting_of,TRAIN_PARTS,$(1))) \
 	  $(call splits,$(call camera_of,$(1)),val_data,val) hydra.run.dir=outputs/detector_$(1)
 	mkdir -p $(@D) && cp outputs/detector_$(1)/best.pt $@
@@ -146,11 +152,14 @@ outputs/init/detector_%.pt: | $(STAMP)
 	$(call train_checkpoint,$*)
 
 # The README's training-curve plot, from the histories the shipped checkpoints carry (each up to
-# the epoch it was kept at), so any checkout can redraw it
+# the epoch it was kept at), so any checkout can redraw it; a checkpoint trained in stages lists
+# them in order (front: its stage 1 from git history, then the shipped one)
 TRAINING_CURVES := bev front surround
-docs/detector_training.png: $(foreach c,$(TRAINING_CURVES),models/detector_$(c).pt)
+TRAINING_STAGES_front := $(FRONT_STAGE1_SHIPPED) models/detector_front.pt
+training_stages = $(or $(TRAINING_STAGES_$(1)),models/detector_$(1).pt)
+docs/detector_training.png: $(foreach c,$(TRAINING_CURVES),$(call training_stages,$(c)))
 	$(BIN)/python -c "from perception.report import plot_training; \
-	  plot_training({$(foreach c,$(TRAINING_CURVES),'$(c)': 'models/detector_$(c).pt',)}, '$@')"
+	  plot_training({$(foreach c,$(TRAINING_CURVES),'$(c)': [$(foreach f,$(call training_stages,$(c)),'$(f)',)],)}, '$@')"
 
 # The README's AP-by-distance plot, from the two clean test-split scores (make score-detector-%)
 docs/detector_range.png: outputs/detector_bev_test/metrics.json outputs/detector_front_test/metrics.json
