@@ -183,11 +183,12 @@ score-val-%: $(STAMP)
 	$(BIN)/roadsight val-detector camera=$* $(if $(CHECKPOINT),checkpoint=$(CHECKPOINT)) \
 	  $(call splits,$*,data,$(VAL_PARTS_$*)) hydra.run.dir=outputs/detector_$*_val
 
-# Test-split scores of the shipped checkpoint, clean and under corruptions (a Hydra multirun).
+# Test-split scores of the shipped checkpoint, clean (with 95% bootstrap intervals over the
+# images) and under corruptions (a Hydra multirun).
 CORRUPTIONS ?= gaussian_noise,motion_blur,fog,rain
 SCORE_ARGS ?=
 score-detector-%: $(STAMP)
-	$(BIN)/roadsight val-detector camera=$* $(call splits,$*,data,test) $(SCORE_ARGS) hydra.run.dir=outputs/detector_$*_test
+	$(BIN)/roadsight val-detector camera=$* $(call splits,$*,data,test) bootstrap=1000 $(SCORE_ARGS) hydra.run.dir=outputs/detector_$*_test
 	$(BIN)/roadsight val-detector camera=$* $(call splits,$*,data,test) min_height=12 $(SCORE_ARGS) hydra.run.dir=outputs/detector_$*_test_h12
 	$(BIN)/roadsight val-detector -m camera=$* $(call splits,$*,data,test) $(SCORE_ARGS) corruption=single \
 	  corruption.name=$(CORRUPTIONS) corruption.severity=1,3,5 hydra.sweep.dir=outputs/detector_$*_corrupt

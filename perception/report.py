@@ -73,6 +73,24 @@ def ap_table(rows: dict[str, dict], title: str, label: str = "distance"):
     return table
 
 
+def bootstrap_table(metrics: dict, boot: dict):
+    """A rich Table of AP50 and its bootstrap interval (`bootstrap.bootstrap_ap50`), per class
+    and overall."""
+    from rich.table import Table
+
+    def interval(ci) -> str:
+        return "-" if ci is None else f"{ci[0]:.3f} - {ci[1]:.3f}"
+
+    table = Table(title=f"AP50, {boot['level']:.0%} bootstrap interval over {boot['n']} "
+                        f"resamples of the images")
+    for column in ("class", "AP50", "interval"):
+        table.add_column(column, justify="left" if column == "class" else "right")
+    for name, ci in boot["per_class"].items():
+        table.add_row(name, _fmt(metrics["per_class"][name]["AP50"]), interval(ci["AP50"]))
+    table.add_row("mAP50", _fmt(metrics["mAP50"]), interval(boot["mAP50"]))
+    return table
+
+
 def band_start(label: str) -> float:
     """"40-80 m" -> 40.0: orders band labels by value ("5-10" before "10-20")."""
     return float(label.split("-", 1)[0])

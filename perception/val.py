@@ -1,7 +1,8 @@
 """`roadsight val-detector checkpoint=FILE data=DIR hydra.run.dir=OUT`: COCO mAP of a detector.
 
 Writes OUT/metrics.json (mAP50, mAP50_95, per_class.<name>.AP50/AP50_95, precision, recall,
-recall_max, by_range.<band>, by_camera.<name> for a rig, by_height.<band>, by_visible.<band>),
+recall_max, by_range.<band>, by_camera.<name> for a rig, by_height.<band>, by_visible.<band>,
+with bootstrap=N the AP50 intervals bootstrap.mAP50 and bootstrap.per_class.<name>.AP50),
 OUT/per_class.csv, OUT/pr_curve.png, OUT/run.json, and what was scored in COCO format
 (OUT/ground_truth.json, ignored objects iscrowd=1, with each object's visible fraction;
 OUT/detections.json); prints tables.
@@ -29,6 +30,7 @@ def validate(cfg: DictConfig, out: Path, camera: str = "bev") -> dict:
     from rich.console import Console
 
     from perception.backends import load_detector
+    from perception.bootstrap import bootstrap_ap50, check_bootstrap
     from perception.checkpoint import resolve_checkpoint
     from perception.coco_eval import (
         RECALL_ATTRIBUTES,
@@ -47,6 +49,7 @@ def validate(cfg: DictConfig, out: Path, camera: str = "bev") -> dict:
     from perception.decode import DecodeOptions, describe_thresh
     from perception.report import (
         ap_table,
+        bootstrap_table,
         plot_pr_curves,
         recall_table,
         rich_table,
@@ -63,6 +66,7 @@ def validate(cfg: DictConfig, out: Path, camera: str = "bev") -> dict:
         if cfg[spec.key]:
             attribute_bands(attribute, list(cfg[spec.key]))
     check_loose_iou(cfg.loose_iou)
+    check_bootstrap(cfg.bootstrap, cfg.bootstrap_level)
     # decoded at a low threshold so that COCO sees the whole ranking; P/R are read at
     # cfg.score_thresh, which from_cfg checks with the other options, before anything is loaded
     options = DecodeOptions.from_cfg(cfg, score_thresh=0.001)
@@ -90,7 +94,10 @@ def validate(cfg: DictConfig, out: Path, camera: str = "bev") -> dict:
                {"name": corruption.name, "severity": corruption.severity},
                "data": data, "by_range": by_range, "by_camera": by_camera,
                "by_height": recalls.get("height"),
-               "by_visible": recalls.get("visible")}
+               "by_visible": recalls.get("visible"),
+               "bootstrap": bootstrap_ap50(records, detections, cfg.bootstrap, cfg.bootstrap_seed,
+                                           cfg.bootstrap_level, cfg.min_visible, cfg.min_height)
+               if cfg.bootstrap else None}
     atomic_write_json(out / "metrics.json", metrics)
     # what was scored, for analysis with any COCO tool: COCO(ground_truth).loadRes(detections)
     atomic_write_json(out / "ground_truth.json",
@@ -107,6 +114,8 @@ def validate(cfg: DictConfig, out: Path, camera: str = "bev") -> dict:
     for attribute, bands in recalls.items():
         console.print(recall_table(bands, f"recall at score >= {describe_thresh(cfg.score_thresh)} "
                                           f"by {RECALL_ATTRIBUTES[attribute].title}", attribute))
+    if metrics["bootstrap"]:
+        console.print(bootstrap_table(metrics, metrics["bootstrap"]))
     return metrics
 
 

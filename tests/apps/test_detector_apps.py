@@ -75,9 +75,15 @@ def test_train_writes_checkpoints_tb_and_metrics(trained):
 def test_val_detector_metrics_csv_and_pr_plot(trained, tmp_path):
     data, out = trained
     run_cli(
-        "val-detector", f"checkpoint={out / 'best.pt'}", f"data={data}", f"hydra.run.dir={tmp_path}"
+        "val-detector", f"checkpoint={out / 'best.pt'}", f"data={data}", "bootstrap=200",
+        f"hydra.run.dir={tmp_path}"
     )
     m = json.loads((tmp_path / "metrics.json").read_text())
+    # a percentile interval over resamples of the images brackets each AP50
+    assert m["bootstrap"]["n"] == 200 and m["bootstrap"]["level"] == 0.95
+    for name, ci in m["bootstrap"]["per_class"].items():
+        lo, hi = ci["AP50"]
+        assert 0 <= lo <= m["per_class"][name]["AP50"] <= hi <= 1
     assert m["mAP50"] > 0.5 and 0 < m["mAP50_95"] <= m["mAP50"] <= m["mAP_loose"]
     assert m["loose_iou"] == 0.1 and m["peak_iou"] == 0.3 and m["snap_px"]  # config defaults
     for name in ("vehicle", "pedestrian", "obstacle"):
@@ -286,6 +292,8 @@ def test_bad_inputs_fail_naming_the_file_and_keep_artefacts(trained, tmp_path):
         (det, "snap_px=maybe", "snap_px='maybe': choose true (box edges rounded to whole image "
                                "pixels)"),
         (val, "topk=0", "topk=0: choose a whole number >= 1 (detections kept per image)"),
+        (val, "bootstrap=-5", "bootstrap=-5: choose a number of resamples >= 0 (0: none)"),
+        (val, "bootstrap_level=95", "bootstrap_level=95: choose a confidence level in (0, 1)"),
     ]
     for i, ((app, input_arg), value, message) in enumerate(bad_values):
         run_dir = tmp_path / f"bad{i}"
