@@ -18,19 +18,17 @@ from sim.record import record_dataset
 
 @pytest.mark.parametrize("camera,min_map50", [("bev", 0.85), ("front", 0.75), ("surround", 0.62)])
 def test_shipped_checkpoint_detects_unseen_frames(tmp_path, camera, min_map50):
-    # this sample (2 short episodes) scores bev 0.887, front 0.829 with the default decoding
-    # (that is the 4-epoch four-part front model; the shipped 2-epoch fine-tune of it passes,
-    # not re-scored; the three-part medium front model 0.810, the two-part one 0.723, the small
-    # one 0.681, the one before it 0.777; on the test splits, README: 0.964, 0.823 against
-    # 0.787, 0.778, 0.757 and 0.715: the sample is too small to rank models); a broken model
-    # scores near 0.
+    # this sample (2 short episodes) scores bev 0.887, front 0.816 with the default decoding
+    # (the shipped front model; its 4-epoch stage 1 0.829, the three-part medium front model
+    # 0.810, the two-part one 0.723, the small one 0.681; on the test splits, README: 0.838
+    # against 0.823, 0.787, 0.778 and 0.757: the sample is too small to rank models); a broken
+    # model scores near 0.
     # Surround (the rig's 4 views, 56 images): 0.675, the previous surround checkpoint 0.714;
     # on the same images the three-part front checkpoint it was fine-tuned from scores 0.770
     # (this urban sample has few rear objects; on the surround test split the fine-tune scores
     # 0.760 against 0.742 for the previous one and 0.610 for the two-part front one), and the
-    # small front checkpoint 0.561. The front threshold (0.75) fails a fall back to any front
-    # checkpoint before the three-part one (the sample is too small to set it between 0.810
-    # and 0.829)
+    # small front checkpoint 0.561. The front threshold (0.75) fails a fall back to the two-part
+    # medium or the small front checkpoint
     env = gym.make("roadsight/urban-crossing-v0")
     cam = instantiate(OmegaConf.load(CONF_DIR / "camera" / f"{camera}.yaml"))
     record_dataset(env, cam, IDMDriver(), tmp_path, episodes=2, seed=5000, max_steps=12,
