@@ -1,11 +1,17 @@
-"""How sure an AP50 is: a percentile bootstrap over the scored images.
+"""How sure an AP50 is: a percentile bootstrap over the scored data.
 
-A test split is a sample of scenes; resampling its images with replacement and re-scoring each
-resample gives the spread of AP50 that another split of the same size would show. Each image's
-detections are matched to its objects once (pycocotools' `COCOeval.evaluate` at IoU 0.5, as
-`coco_eval.evaluate` does); a resample then concatenates its images' matches and takes COCO's
-101-point interpolated AP, so resample n costs a sort, not a COCOeval run. The identity resample
-(every image once, in order) gives exactly `coco_eval.evaluate`'s AP50.
+A test split is a sample of scenes; resampling it with replacement and re-scoring each resample
+gives the spread of AP50 that another split of the same size would show. The frames of one
+episode are alike (the same road and traffic a few steps apart; a rig's views of one instant),
+so by default whole episodes are resampled, within each dataset directory (a split's urban and
+highway parts keep their number of episodes): resampling single frames would treat them as
+independent and give too narrow an interval. `by="image"` resamples single images (data without
+episodes).
+
+Each image's detections are matched to its objects once (pycocotools' `COCOeval.evaluate` at IoU
+0.5, as `coco_eval.evaluate` does); a resample then concatenates its images' matches and takes
+COCO's 101-point interpolated AP, so a resample costs a sort, not a COCOeval run. The identity
+resample (every image once, in order) gives exactly `coco_eval.evaluate`'s AP50.
 """
 
 from __future__ import annotations
@@ -37,12 +43,33 @@ class ImageMatches:
     n_gt: int
 
 
-def check_bootstrap(n: int, level: float) -> None:
-    """ConfigError naming `bootstrap` or `bootstrap_level` unless n >= 0 and 0 < level < 1."""
+RESAMPLE_UNITS = ("episode", "image")
+
+
+def check_bootstrap(n: int, level: float, by: str = "episode") -> None:
+    """ConfigError naming `bootstrap`, `bootstrap_level` or `bootstrap_by` unless n >= 0,
+    0 < level < 1 and `by` is one of RESAMPLE_UNITS."""
     if not isinstance(n, int) or n < 0:
         raise ConfigError(f"bootstrap={n}: choose a number of resamples >= 0 (0: none)")
     if not 0.0 < level < 1.0:
         raise ConfigError(f"bootstrap_level={level}: choose a confidence level in (0, 1)")
+    if by not in RESAMPLE_UNITS:
+        raise ConfigError(f"bootstrap_by={by!r}: choose one of {list(RESAMPLE_UNITS)}")
+
+
+def resampling_units(records: list[ImageRecord], by: str = "episode") -> list[list[list[int]]]:
+    """The record indices to resample, as strata -> units -> indices: by "image", one stratum
+    of single images; by "episode", a stratum per dataset directory, a unit per episode in it.
+    ConfigError naming `bootstrap_by` if an image names no episode."""
+    if by == "image":
+        return [[[i] for i in range(len(records))]]
+    strata: dict[str | None, dict[int, list[int]]] = {}
+    for i, r in enumerate(records):
+        if r.episode is None:
+            raise ConfigError(f"bootstrap_by=episode: image {r.path} names no episode (data not "
+                              f"written by `roadsight record`); choose bootstrap_by=image")
+        strata.setdefault(r.dataset, {}).setdefault(r.episode, []).append(i)
+    return [list(units.values()) for units in strata.values()]
 
 
 def match_images(records: list[ImageRecord], detections: dict[int, Detections],
@@ -96,17 +123,20 @@ def ap50(images: list[ImageMatches]) -> float | None:
 
 def bootstrap_ap50(records: list[ImageRecord], detections: dict[int, Detections], n: int,
                    seed: int = 0, level: float = 0.95, min_visible: float = 0.3,
-                   min_height: float = 0.0) -> dict:
-    """Percentile intervals of mAP50 and each class's AP50 over `n` resamples of the images:
-    {"n", "level", "seed", "mAP50": [lo, hi], "per_class": {name: {"AP50": [lo, hi]}}}
-    (an interval is None for a class with no object)."""
-    check_bootstrap(n, level)
+                   min_height: float = 0.0, by: str = "episode") -> dict:
+    """Percentile intervals of mAP50 and each class's AP50 over `n` resamples (`by` episode or
+    image, see the module): {"n", "level", "seed", "by", "units", "mAP50": [lo, hi],
+    "per_class": {name: {"AP50": [lo, hi]}}} ("units": how many were resampled; an interval is
+    None for a class with no object)."""
+    check_bootstrap(n, level, by)
+    strata = resampling_units(records, by)
     matches = match_images(records, detections, min_visible, min_height)
     rng = np.random.default_rng(seed)
     samples = {name: [] for name in CLASSES}
     means = []
     for _ in range(n):
-        pick = rng.integers(0, len(records), len(records))
+        pick = [i for units in strata for u in rng.integers(0, len(units), len(units))
+                for i in units[u]]
         aps = {name: ap50([m[i] for i in pick]) for name, m in matches.items()}
         for name, ap in aps.items():
             samples[name].append(ap)
@@ -118,5 +148,6 @@ def bootstrap_ap50(records: list[ImageRecord], detections: dict[int, Detections]
         kept = [v for v in values if v is not None]
         return [float(q) for q in np.quantile(kept, [tail, 1.0 - tail])] if kept else None
 
-    return {"n": n, "level": level, "seed": seed, "mAP50": interval(means),
+    return {"n": n, "level": level, "seed": seed, "by": by,
+            "units": sum(len(units) for units in strata), "mAP50": interval(means),
             "per_class": {name: {"AP50": interval(s)} for name, s in samples.items()}}

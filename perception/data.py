@@ -44,6 +44,8 @@ class ImageRecord:
     # (N,) float32 [m] distance from the ego's centre (|ego_xy|); NaN where the file has no ego_xy
     distance: np.ndarray | None = None
     camera: str | None = None  # the camera's name ("front", "rear", ...) when the file gives it
+    dataset: str | None = None  # the dataset directory it was loaded from
+    episode: int | None = None  # the recorded episode it belongs to, when the file gives it
 
     def __post_init__(self):
         if self.distance is None:
@@ -133,6 +135,7 @@ def load_coco_dir(
             boxes=np.asarray(e["boxes"], np.float32).reshape(-1, 4),
             cls=np.asarray(e["cls"], np.int64), visible=np.asarray(e["vis"], np.float32),
             distance=np.asarray(e["dist"], np.float32), camera=_camera_name(e["im"]),
+            dataset=str(directory), episode=e["im"].get("episode"),
         ))
     if not records:
         raise DatasetError(f"{ann_path}: no images")

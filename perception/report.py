@@ -82,7 +82,7 @@ def bootstrap_table(metrics: dict, boot: dict):
         return "-" if ci is None else f"{ci[0]:.3f} - {ci[1]:.3f}"
 
     table = Table(title=f"AP50, {boot['level']:.0%} bootstrap interval over {boot['n']} "
-                        f"resamples of the images")
+                        f"resamples of the {boot['units']} {boot['by']}s")
     for column in ("class", "AP50", "interval"):
         table.add_column(column, justify="left" if column == "class" else "right")
     for name, ci in boot["per_class"].items():

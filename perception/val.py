@@ -66,7 +66,7 @@ def validate(cfg: DictConfig, out: Path, camera: str = "bev") -> dict:
         if cfg[spec.key]:
             attribute_bands(attribute, list(cfg[spec.key]))
     check_loose_iou(cfg.loose_iou)
-    check_bootstrap(cfg.bootstrap, cfg.bootstrap_level)
+    check_bootstrap(cfg.bootstrap, cfg.bootstrap_level, cfg.bootstrap_by)
     # decoded at a low threshold so that COCO sees the whole ranking; P/R are read at
     # cfg.score_thresh, which from_cfg checks with the other options, before anything is loaded
     options = DecodeOptions.from_cfg(cfg, score_thresh=0.001)
@@ -96,8 +96,8 @@ def validate(cfg: DictConfig, out: Path, camera: str = "bev") -> dict:
                "by_height": recalls.get("height"),
                "by_visible": recalls.get("visible"),
                "bootstrap": bootstrap_ap50(records, detections, cfg.bootstrap, cfg.bootstrap_seed,
-                                           cfg.bootstrap_level, cfg.min_visible, cfg.min_height)
-               if cfg.bootstrap else None}
+                                           cfg.bootstrap_level, cfg.min_visible, cfg.min_height,
+                                           cfg.bootstrap_by) if cfg.bootstrap else None}
     atomic_write_json(out / "metrics.json", metrics)
     # what was scored, for analysis with any COCO tool: COCO(ground_truth).loadRes(detections)
     atomic_write_json(out / "ground_truth.json",

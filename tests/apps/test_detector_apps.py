@@ -79,11 +79,12 @@ def test_val_detector_metrics_csv_and_pr_plot(trained, tmp_path):
         f"hydra.run.dir={tmp_path}"
     )
     m = json.loads((tmp_path / "metrics.json").read_text())
-    # a percentile interval over resamples of the images brackets each AP50
-    assert m["bootstrap"]["n"] == 200 and m["bootstrap"]["level"] == 0.95
-    for name, ci in m["bootstrap"]["per_class"].items():
-        lo, hi = ci["AP50"]
-        assert 0 <= lo <= m["per_class"][name]["AP50"] <= hi <= 1
+    # bootstrap resamples whole episodes by default: the synthetic data is one episode, so every
+    # resample is the whole set and each interval is the AP50 itself
+    boot = m["bootstrap"]
+    assert (boot["n"], boot["level"], boot["by"], boot["units"]) == (200, 0.95, "episode", 1)
+    for name, ci in boot["per_class"].items():
+        assert ci["AP50"] == pytest.approx([m["per_class"][name]["AP50"]] * 2)
     assert m["mAP50"] > 0.5 and 0 < m["mAP50_95"] <= m["mAP50"] <= m["mAP_loose"]
     assert m["loose_iou"] == 0.1 and m["peak_iou"] == 0.3 and m["snap_px"]  # config defaults
     for name in ("vehicle", "pedestrian", "obstacle"):
@@ -294,6 +295,7 @@ def test_bad_inputs_fail_naming_the_file_and_keep_artefacts(trained, tmp_path):
         (val, "topk=0", "topk=0: choose a whole number >= 1 (detections kept per image)"),
         (val, "bootstrap=-5", "bootstrap=-5: choose a number of resamples >= 0 (0: none)"),
         (val, "bootstrap_level=95", "bootstrap_level=95: choose a confidence level in (0, 1)"),
+        (val, "bootstrap_by=frame", "bootstrap_by='frame': choose one of ['episode', 'image']"),
     ]
     for i, ((app, input_arg), value, message) in enumerate(bad_values):
         run_dir = tmp_path / f"bad{i}"
