@@ -126,8 +126,9 @@ def bootstrap_ap50(records: list[ImageRecord], detections: dict[int, Detections]
                    min_height: float = 0.0, by: str = "episode") -> dict:
     """Percentile intervals of mAP50 and each class's AP50 over `n` resamples (`by` episode or
     image, see the module): {"n", "level", "seed", "by", "units", "mAP50": [lo, hi],
-    "per_class": {name: {"AP50": [lo, hi]}}} ("units": how many were resampled; an interval is
-    None for a class with no object)."""
+    "per_class": {name: {"AP50": [lo, hi]}}} ("units": how many were resampled; a resample
+    without an object of a class is left out of that class's interval, and out of mAP50's mean
+    as in `coco_eval.evaluate`; an interval is None for a class with no object at all)."""
     check_bootstrap(n, level, by)
     strata = resampling_units(records, by)
     matches = match_images(records, detections, min_visible, min_height)
