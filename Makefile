@@ -183,8 +183,8 @@ score-val-%: $(STAMP)
 	$(BIN)/roadsight val-detector camera=$* $(if $(CHECKPOINT),checkpoint=$(CHECKPOINT)) \
 	  $(call splits,$*,data,$(VAL_PARTS_$*)) hydra.run.dir=outputs/detector_$*_val
 
-# Test-split scores of the shipped checkpoint, clean (with 95% bootstrap intervals over the
-# images) and under corruptions (a Hydra multirun).
+# Test-split scores of the shipped checkpoint, clean (with 95% bootstrap intervals over the test
+# episodes) and under corruptions (a Hydra multirun).
 CORRUPTIONS ?= gaussian_noise,motion_blur,fog,rain
 SCORE_ARGS ?=
 score-detector-%: $(STAMP)

@@ -16,15 +16,12 @@ resample (every image once, in order) gives exactly `coco_eval.evaluate`'s AP50.
 
 from __future__ import annotations
 
-import contextlib
-import io
 from collections import Counter
 from dataclasses import dataclass
 
 import numpy as np
-from pycocotools.cocoeval import COCOeval
 
-from perception.coco_eval import coco_ground_truth, coco_results, indexed
+from perception.coco_eval import coco_ground_truth, coco_results, indexed, run_cocoeval
 from perception.data import ImageRecord
 from perception.decode import Detections
 from roadsight.errors import ConfigError
@@ -82,12 +79,7 @@ def match_images(records: list[ImageRecord], detections: dict[int, Detections],
     evaluated = {}
     dets = coco_results(detections)
     if dets:
-        gt = indexed(truth)
-        with contextlib.redirect_stdout(io.StringIO()):
-            ev = COCOeval(gt, gt.loadRes(dets), "bbox")
-            ev.params.imgIds = [r.id for r in records]
-            ev.params.iouThrs = np.array([0.5])
-            ev.evaluate()
+        ev = run_cocoeval(indexed(truth), dets, records, iou_thrs=np.array([0.5]))
         evaluated = {(e["category_id"], e["image_id"]): e for e in ev.evalImgs
                      if e is not None and e["aRng"] == ev.params.areaRng[0]}
     matches = {}

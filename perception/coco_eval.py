@@ -19,7 +19,7 @@ from typing import NamedTuple
 import numpy as np
 import torch
 from pycocotools.coco import COCO
-from pycocotools.cocoeval import COCOeval
+from pycocotools.cocoeval import COCOeval, Params
 
 from perception.data import ImageRecord
 from perception.decode import Detections, ScoreThresh, class_thresholds
@@ -75,6 +75,29 @@ def indexed(dataset: dict) -> COCO:
     with contextlib.redirect_stdout(io.StringIO()):
         gt.createIndex()
     return gt
+
+
+def run_cocoeval(gt: COCO, dets: list[dict], records: list[ImageRecord],
+                 iou_thrs: np.ndarray | None = None, max_dets: int | None = None,
+                 accumulate: bool = False) -> COCOeval:
+    """A quiet bbox COCOeval of COCO-format `dets` against `gt` over `records`' images, with
+    each image's detections matched (`evaluate`, and `accumulate` if asked).
+
+    iou_thrs: the IoU thresholds (None: COCO's 0.50:0.05:0.95). max_dets: only the "all" area
+    range, with this many detections per image (None: COCO's areas and maxDets).
+    """
+    with contextlib.redirect_stdout(io.StringIO()):
+        ev = COCOeval(gt, gt.loadRes(dets), "bbox")
+        ev.params.imgIds = [r.id for r in records]
+        if iou_thrs is not None:
+            ev.params.iouThrs = np.asarray(iou_thrs, float)
+        if max_dets is not None:
+            ev.params.areaRng, ev.params.areaRngLbl = [[0.0, 1e10]], ["all"]
+            ev.params.maxDets = [max_dets]
+        ev.evaluate()
+        if accumulate:
+            ev.accumulate()
+    return ev
 
 
 def coco_results(detections: dict[int, Detections]) -> list[dict]:
@@ -162,14 +185,9 @@ def evaluate(
                      "recall": None, "recall_max": None, "F1": None, "F1_thresh": None,
                      "n_gt": n_gt[n]} for n in CLASSES}
     if dets:
-        with contextlib.redirect_stdout(io.StringIO()):
-            dt = gt.loadRes(dets)
-            ev = COCOeval(gt, dt, "bbox")
-            ev.params.imgIds = [r.id for r in records]
-            if loose_iou is not None:  # thresholds are matched independently: append it
-                ev.params.iouThrs = np.append(ev.params.iouThrs, loose_iou)
-            ev.evaluate()
-            ev.accumulate()
+        # thresholds are matched independently: a loose one is appended to COCO's
+        ev = run_cocoeval(gt, dets, records, accumulate=True, iou_thrs=None if loose_iou is None
+                          else np.append(Params(iouType="bbox").iouThrs, loose_iou))
         prec = ev.eval["precision"][:, :, :, 0, -1]  # (T, R, K) area=all, maxDets=100
         for k, name in enumerate(CLASSES):
             if n_gt[name] == 0:
@@ -273,13 +291,8 @@ def recall_by(
     ious = [0.5] if loose_iou is None else [0.5, loose_iou]
     found: list[tuple[int, float, np.ndarray]] = []  # (class index, value, matched per IoU)
     if dets:
-        with contextlib.redirect_stdout(io.StringIO()):
-            ev = COCOeval(gt, gt.loadRes(dets), "bbox")
-            ev.params.imgIds = [r.id for r in records]
-            ev.params.iouThrs = np.array(ious)
-            ev.params.areaRng, ev.params.areaRngLbl = [[0.0, 1e10]], ["all"]
-            ev.params.maxDets = [max(len(d.score) for d in detections.values())]
-            ev.evaluate()
+        ev = run_cocoeval(gt, dets, records, iou_thrs=np.array(ious),
+                          max_dets=max(len(d.score) for d in detections.values()))
         for e in ev.evalImgs:
             if e is not None:
                 found += [(e["category_id"] - 1, value(gt.anns[g]), m > 0)
