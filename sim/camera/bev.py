@@ -3,7 +3,11 @@
 The road (lanes, markings) is drawn by highway-env's `LaneGraphics` on its `WorldSurface`; ground
 patches (sidewalks, crosswalks) and every road object are then drawn with OpenCV at 1/16-pixel
 precision, together with an instance-id buffer from which each object's box and visible
-fraction are read. The image is world-aligned (highway-env's view), centred on the ego.
+fraction are read. The image is world-aligned (highway-env's view), centred on the ego: image x
+is world x, image y is world y (to the right of travel), whatever the ego's heading. Its
+CameraInfo carries `metres_per_pixel`, `ego_pixel` (the ego's centre, in box units: pixel i
+covers [i, i + 1]) and `yaw` = the ego's world heading, which turns image offsets into the ego
+frame (perception.geometry does it).
 """
 
 from __future__ import annotations
@@ -116,8 +120,9 @@ class BevCamera:
             width=self.width,
             height=self.height,
             metres_per_pixel=1.0 / self.scaling,
-            ego_pixel=tuple(float(v) for v in self.to_px(ego.position[None])[0]),
-            yaw=float(ego.heading),
+            # in box units (pixel i covers [i, i + 1]); `to_px` puts pixel centres at integers
+            ego_pixel=tuple(float(v) + 0.5 for v in self.to_px(ego.position[None])[0]),
+            yaw=float(ego.heading),  # the ego's world heading: the image is world-aligned
         )
         return [Frame(image=image, objects=truths, camera=info, t=float(env.unwrapped.time))]
 
