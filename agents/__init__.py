@@ -1,0 +1,1 @@
+"""Driving policies: object-list observations, SB3 features extractors, training, evaluation."""

@@ -14,6 +14,7 @@ from sim.appearance import (
     vehicle_style,
 )
 from sim.objects import object_class
+from sim.types import EgoState, ObjectTruth
 
 
 class SceneRegistry:
@@ -81,6 +82,68 @@ def ego_frame_state(ego, obj) -> tuple[tuple[float, float], tuple[float, float],
     rot = ego_rotation(ego)
     xy = rot @ (np.asarray(obj.position, float) - ego.position)
     vxy = rot @ (np.asarray(obj.velocity, float) - ego.velocity)
-    heading = -(obj.heading - ego.heading)
-    heading = float((heading + np.pi) % (2 * np.pi) - np.pi)
+    heading = wrap_angle(-(obj.heading - ego.heading))
     return (float(xy[0]), float(xy[1])), (float(vxy[0]), float(vxy[1])), heading
+
+
+def wrap_angle(angle: float) -> float:
+    """`angle` [rad] wrapped to [-pi, pi)."""
+    return float((angle + np.pi) % (2 * np.pi) - np.pi)
+
+
+def odometry(vehicle) -> EgoState:
+    """A vehicle's own odometry: speed, pose relative to its current lane, world pose.
+
+    highway-env's lanes measure the lateral coordinate and headings with y to the right of
+    travel; both are negated here into the ego frame's convention (y left, counter-clockwise).
+    """
+    lane = vehicle.lane
+    longitudinal, lateral = lane.local_coordinates(vehicle.position)
+    return EgoState(
+        speed=float(vehicle.speed),
+        heading_to_lane=wrap_angle(-(vehicle.heading - lane.heading_at(longitudinal))),
+        lateral_offset=-float(lateral),
+        world_xy=(float(vehicle.position[0]), float(vehicle.position[1])),
+        world_heading=float(vehicle.heading),
+        lane_index=int(vehicle.lane_index[2]),
+    )
+
+
+def ego_state(env) -> EgoState:
+    """The controlled vehicle's odometry (`odometry(env.unwrapped.vehicle)`)."""
+    return odometry(env.unwrapped.vehicle)
+
+
+def objects_within(
+    env, max_range: float, registry: SceneRegistry | None = None
+) -> list[ObjectTruth]:
+    """Every labelled scene object within `max_range` [m] of the ego, whatever a camera sees.
+
+    Records carry no image box (`box_xyxy` zeros, `visible` 1); `ego_vxy` is relative to the
+    ego, as in a camera's ObjectTruth. Track ids come from `registry` when given, else -1.
+    """
+    ego = env.unwrapped.vehicle
+    out = []
+    for obj in scene_objects(env):
+        cls = object_class(obj)
+        if cls is None:  # the ego (styled as such) and unlabelled objects
+            continue
+        xy, vxy, heading = ego_frame_state(ego, obj)
+        if np.hypot(*xy) > max_range:
+            continue
+        style = getattr(obj, "roadsight_style", None)
+        out.append(
+            ObjectTruth(
+                track_id=registry.track_id(obj) if registry is not None else -1,
+                cls=cls,
+                box_xyxy=(0.0, 0.0, 0.0, 0.0),
+                visible=1.0,
+                truncated=False,
+                ego_xy=xy,
+                ego_vxy=vxy,
+                heading=heading,
+                size_lw=(float(obj.LENGTH), float(obj.WIDTH)),
+                kind=style.kind if style is not None else "",
+            )
+        )
+    return out

@@ -36,12 +36,29 @@ class ObjectTruth:
 
 
 @dataclass
+class EgoState:
+    """The ego's own odometry (a car knows these); `info["ego"]` of CameraObservation."""
+
+    speed: float  # [m/s] signed forward speed
+    heading_to_lane: float  # [rad] ego heading minus lane heading, counter-clockwise (ego frame,
+    # y left) positive, wrapped to [-pi, pi)
+    lateral_offset: float  # [m] from the current lane's centre line, LEFT positive
+    world_xy: tuple[float, float]  # [m] highway-env world position (odometry/GPS)
+    world_heading: float  # [rad] highway-env world heading (as highway-env stores it)
+    lane_index: int  # index of the current lane within its road segment
+
+
+@dataclass
 class CameraInfo:
     """What perception needs to go from pixels back to the ego frame.
 
-    bev: `metres_per_pixel` and `ego_pixel` (x, y) of the ego's centre; image x is ego-forward,
-    image y is ego-right.
-    pinhole: `K` (3x3), the mount pose in the ego frame (`mount_xyz` [m], `yaw`/`pitch` [rad]).
+    bev: the image is world-aligned, not ego-aligned: image x is highway-env's world x, image y
+    its world y (to the right of travel), `metres_per_pixel` apart; `ego_pixel` (x, y) is the
+    ego's centre in box units (pixel i covers [i, i + 1]); `yaw` [rad] is the ego's WORLD
+    heading (highway-env's `vehicle.heading`), so an image offset d (px) is the ego-frame point
+    `sim.truth.ego_rotation(ego) @ (d * metres_per_pixel)` (see perception.geometry).
+    pinhole: `K` (3x3), the mount pose in the ego frame (`mount_xyz` [m]; `yaw` [rad] the
+    MOUNT's yaw, counter-clockwise from ego-forward; `pitch` [rad], > 0 looks down).
     """
 
     name: str  # rig member name: bev, front, left, right, rear, ...

@@ -5,7 +5,7 @@ from __future__ import annotations
 import gymnasium as gym
 import numpy as np
 
-from sim.truth import SceneRegistry
+from sim.truth import SceneRegistry, ego_state
 from sim.types import Frame
 
 
@@ -13,8 +13,9 @@ class CameraObservation(gym.Wrapper, gym.utils.RecordConstructorArgs):
     """Observation: the camera's uint8 RGB image, (H, W, 3), or (n, H, W, 3) for an n-camera rig.
 
     `info["objects"]` holds the frame's ground truth (a list of ObjectTruth; a dict name -> list
-    for rigs) and `info["camera"]` its CameraInfo, so a training loop never pays for it in the
-    observation. `self.frames` keeps the last rendered Frames.
+    for rigs), `info["camera"]` its CameraInfo and `info["ego"]` the ego's EgoState (odometry),
+    so a training loop never pays for them in the observation. `self.frames` keeps the last
+    rendered Frames.
     """
 
     def __init__(self, env: gym.Env, camera, extras: tuple[str, ...] = ()):
@@ -30,6 +31,7 @@ class CameraObservation(gym.Wrapper, gym.utils.RecordConstructorArgs):
         self.frames: list[Frame] = []
 
     def _observe(self, info: dict) -> np.ndarray:
+        info["ego"] = ego_state(self.env)
         self.frames = self.camera.frames(self.env, self.registry, self.extras)
         if len(self.frames) == 1:
             info["objects"], info["camera"] = self.frames[0].objects, self.frames[0].camera
