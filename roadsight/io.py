@@ -13,8 +13,11 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from omegaconf.errors import MissingMandatoryValue
+
 from roadsight import __version__
-from roadsight.errors import user_input_error
+from roadsight.device import resolve_device_name
+from roadsight.errors import ConfigError, UserInputError, user_input_error
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
@@ -67,22 +70,42 @@ def git_commit() -> str | None:
         return None
 
 
+def bad_input(error: BaseException) -> UserInputError | None:
+    """The user-input error behind `error`, or None; a config value left at `???` counts."""
+    found = user_input_error(error)
+    if found is None and isinstance(error, MissingMandatoryValue):
+        key = error.full_key or "a config value"
+        found = ConfigError(f"{key}: no value given; add {key}=... to the command line")
+    return found
+
+
 class RunRecord:
-    """`run.json` in a run directory: command, version, commit, seed, device, start/end times."""
+    """`run.json` in a run directory: command, version, commit, seed, device, start/end times.
+
+    `device` is the command's `device=` setting; the record holds the device it resolves to
+    (`auto` -> `cuda` or `cpu`). A bad setting ends the command at once, like any bad input.
+    """
 
     def __init__(self, out_dir: str | Path, command: str, seed: int | None, device: str = "cpu"):
         self.path = Path(out_dir) / "run.json"
+        try:
+            resolved, error = resolve_device_name(device), None
+        except ConfigError as e:
+            resolved, error = str(device), e
         self.data = {
             "command": command,
             "roadsight_version": __version__,
             "git_commit": git_commit(),
             "seed": seed,
-            "device": device,
+            "device": resolved,
             "start": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             "end": None,
             "status": "running",
         }
         atomic_write_json(self.path, self.data)
+        if error is not None:
+            with self.reporting():
+                raise error
 
     def finish(self, status: str = "ok", **extra: Any) -> None:
         self.data.update(extra, end=time.strftime("%Y-%m-%dT%H:%M:%S%z"), status=status)
@@ -92,7 +115,8 @@ class RunRecord:
     def reporting(self) -> Iterator[None]:
         """Run the command's body and record how it ended.
 
-        Bad input (a `UserInputError`, also from inside `instantiate`): status "error", and the
+        Bad input (a `UserInputError`, also from inside `instantiate`, or a `???` config value
+        left unset): status "error", and the
         process exits with one line, "roadsight COMMAND: message", as the input, not the code, is
         wrong. Anything else (a bug, Ctrl-C): status "failed", and the exception propagates with
         its traceback.
@@ -100,9 +124,9 @@ class RunRecord:
         try:
             yield
         except BaseException as e:
-            bad_input = user_input_error(e)
-            self.finish(status="error" if bad_input else "failed",
-                        error=str(bad_input) if bad_input else repr(e))
-            if bad_input is None:
+            found = bad_input(e)
+            self.finish(status="error" if found else "failed",
+                        error=str(found) if found else repr(e))
+            if found is None:
                 raise
-            sys.exit(f"roadsight {self.data['command']}: {bad_input}")
+            sys.exit(f"roadsight {self.data['command']}: {found}")

@@ -1,4 +1,8 @@
-"""`roadsight summarize sweep=DIR`: one table of a multirun's jobs (overrides -> metrics)."""
+"""`roadsight summarize sweep=DIR`: one table of a multirun's jobs (overrides -> metrics).
+
+Writes DIR/summary.csv; its own run.json goes to the Hydra run dir (outputs/summarize/...), so a
+mistyped sweep= is reported, not created.
+"""
 
 from __future__ import annotations
 
@@ -9,12 +13,14 @@ from pathlib import Path
 
 import hydra
 import yaml
+from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from roadsight.io import atomic_write_bytes
+from roadsight.errors import UserInputError
+from roadsight.io import RunRecord, atomic_write_bytes, check_writable
 from roadsight.paths import CONF_DIR
 
 
@@ -59,7 +65,12 @@ def collect(sweep_dir: str | Path, metrics: list[str]) -> list[dict]:
 
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="summarize")
 def main(cfg: DictConfig) -> None:
-    rows = collect(cfg.sweep, list(cfg.metrics))
+    run = RunRecord(check_writable(HydraConfig.get().runtime.output_dir), "summarize", None)
+    with run.reporting():
+        try:
+            rows = collect(cfg.sweep, list(cfg.metrics))
+        except (FileNotFoundError, KeyError) as e:  # a wrong sweep= or metrics=: bad input
+            raise UserInputError(e.args[0]) from e
     table = Table(title=f"sweep {cfg.sweep}")
     for key in rows[0]:
         table.add_column(key, justify="left" if key in ("job", "overrides") else "right")
@@ -74,3 +85,4 @@ def main(cfg: DictConfig) -> None:
     writer.writeheader()
     writer.writerows(rows)
     atomic_write_bytes(Path(cfg.sweep) / "summary.csv", buf.getvalue().encode())
+    run.finish("ok", jobs=len(rows))
