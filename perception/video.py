@@ -76,7 +76,8 @@ def draw_detections(image: np.ndarray, dets: Detections) -> np.ndarray:
 class Mp4Writer:
     """H.264 yuv420p MP4 (browser-playable) via imageio-ffmpeg, renamed into place on close.
 
-    Frames are padded to even sizes (yuv420p) and resized to the first frame's size.
+    Frames are padded to even sizes (yuv420p) and resized to the first frame's size. As a
+    context manager it keeps the file only when the block ends without an error.
     """
 
     def __init__(self, path: str | Path, fps: float):
@@ -101,6 +102,12 @@ class Mp4Writer:
                 frame = cv2.resize(frame, self.size, interpolation=cv2.INTER_AREA)
         self.writer.append_data(np.ascontiguousarray(frame))
         self.frames += 1
+
+    def __enter__(self) -> Mp4Writer:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        self.close(keep=exc_type is None)  # an error mid-video leaves no half-written file
 
     def close(self, keep: bool = True) -> None:
         self.writer.close()
