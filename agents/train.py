@@ -1,0 +1,60 @@
+"""`roadsight train env=urban_crossing camera=bev observation=objects agent=ppo
+total_timesteps=N n_envs=K seed=S hydra.run.dir=OUT` (conf/train.yaml documents every key)."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+
+import hydra
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig
+
+from roadsight.io import RunRecord, atomic_write_json, check_writable
+from roadsight.paths import CONF_DIR
+
+log = logging.getLogger(__name__)
+GROUPS = ("env", "camera", "observation", "agent", "extractor")
+
+
+def unknown_choice(argv: list[str], conf_dir: Path = CONF_DIR) -> str | None:
+    """"agent=foo: no such option; choose from dqn, ppo" for the first command-line override
+    of a config group that names no file of that group, else None (Hydra's own message spans
+    a dozen lines)."""
+    for arg in argv:
+        key, eq, value = arg.partition("=")
+        key = key.lstrip("+~")
+        if eq and key in GROUPS and not (conf_dir / key / f"{value}.yaml").is_file():
+            choices = sorted(p.stem for p in (conf_dir / key).glob("*.yaml"))
+            return f"{key}={value}: no such option; choose from {', '.join(choices)}"
+    return None
+
+
+@hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="train")
+def app(cfg: DictConfig) -> float:
+    from agents.training import train_policy
+
+    out = check_writable(Path(HydraConfig.get().runtime.output_dir))  # before any training
+    run = RunRecord(out, "train", cfg.seed, cfg.device)
+    with run.reporting():
+        camera = HydraConfig.get().runtime.choices.get("camera") or "bev"
+        metrics = train_policy(cfg, out, camera)
+        if cfg.optimized_metric not in metrics:
+            from roadsight.errors import ConfigError
+
+            raise ConfigError(f"optimized_metric={cfg.optimized_metric!r} is not a metric; "
+                              f"choose from {', '.join(sorted(metrics))}")
+    atomic_write_json(out / "metrics.json", metrics)
+    run.finish(status="ok", total_timesteps=metrics["total_timesteps"],
+               return_mean=metrics["return_mean"], detector=metrics.get("detector"))
+    log.info("return %.2f +- %.2f, crash rate %.2f; run in %s", metrics["return_mean"],
+             metrics["return_std"], metrics["crash_rate"], out)
+    return float(metrics[cfg.optimized_metric])
+
+
+def main() -> None:
+    """Console entry point: a one-line error for an unknown group option, then the Hydra app."""
+    if (problem := unknown_choice(sys.argv[1:])) is not None:
+        sys.exit(f"roadsight train: {problem}")
+    app()

@@ -1,0 +1,86 @@
+"""Train a policy from the `train` config into a run directory (the body of `roadsight train`).
+
+OUT/model.zip (final), best_model.zip (best evaluation), checkpoints/, tb/; returns the final
+evaluation's metrics (agents.episodes.run_episodes) with the detector's provenance.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from pathlib import Path
+
+from omegaconf import DictConfig
+from stable_baselines3.common.callbacks import EvalCallback
+
+from agents.build import Perception, build_agent, build_env, load_perception
+from agents.callbacks import AtomicCheckpoint, SaveBest, checkpoints, save_model
+from agents.episodes import policy_actions, run_episodes
+from agents.seeding import EVAL_SEED_BASE, train_seed_base
+from roadsight.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+
+def check_budget(cfg: DictConfig) -> None:
+    """ConfigError naming the key for counts that must be positive."""
+    for key in ("total_timesteps", "n_envs", "eval_episodes"):
+        value = cfg[key]
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ConfigError(f"{key}={value!r}: need a whole number >= 1")
+    for key in ("eval_freq", "checkpoint_freq"):
+        if not isinstance(cfg[key], int) or cfg[key] < 0:
+            raise ConfigError(f"{key}={cfg[key]!r}: need a whole number >= 0 (0: never)")
+
+
+def train_policy(cfg: DictConfig, out: Path, camera: str = "bev") -> dict:
+    """Train (or with `cfg.resume`, continue) a policy into `out`; return the final metrics."""
+    import torch
+
+    check_budget(cfg)
+    if cfg.get("threads"):
+        torch.set_num_threads(cfg.threads)
+    perception: Perception | None = None
+    if cfg.observation.name == "objects":
+        perception = load_perception(cfg, camera, out)
+    last = checkpoints(out / "checkpoints")[-1:] if cfg.resume else []
+    if cfg.resume and not last:
+        log.warning("resume=true but %s holds no checkpoint: starting afresh", out / "checkpoints")
+    venv = build_env(cfg, cfg.n_envs, perception)
+    eval_env = build_env(cfg, 1, perception, reseed=EVAL_SEED_BASE)
+    try:
+        model = build_agent(cfg, venv, str(out / "tb"))
+        if last:
+            model = type(model).load(last[0].model, env=venv, device=model.device,
+                                     tensorboard_log=str(out / "tb"))
+            if last[0].replay_buffer is not None:
+                model.load_replay_buffer(last[0].replay_buffer)
+            log.info("resuming from %s at step %d", last[0].model, model.num_timesteps)
+        done = model.num_timesteps if last else 0
+        venv.seed(train_seed_base(cfg.seed, done, cfg.n_envs))  # after SB3's own env.seed(seed)
+        callbacks = [AtomicCheckpoint(out / "checkpoints", cfg.checkpoint_freq)]
+        evaluator = None
+        if cfg.eval_freq:
+            evaluator = EvalCallback(eval_env, n_eval_episodes=cfg.eval_episodes,
+                                     eval_freq=max(cfg.eval_freq // cfg.n_envs, 1),
+                                     callback_on_new_best=SaveBest(out / "best_model.zip"),
+                                     best_model_save_path=None, verbose=0)
+            callbacks.append(evaluator)
+        if cfg.total_timesteps > done:
+            model.learn(cfg.total_timesteps - done, callback=callbacks,
+                        reset_num_timesteps=not last, progress_bar=cfg.progress_bar,
+                        tb_log_name="run")
+        save_model(model, out / "model.zip")
+        metrics = run_episodes(policy_actions(model), eval_env, cfg.eval_episodes)
+        best = evaluator.best_mean_reward if evaluator is not None else -float("inf")
+        if not (out / "best_model.zip").is_file() or metrics["return_mean"] > best:
+            shutil.copyfile(out / "model.zip", out / ".best_model.zip.tmp")
+            (out / ".best_model.zip.tmp").replace(out / "best_model.zip")
+    finally:
+        venv.close()
+        eval_env.close()
+    metrics["total_timesteps"] = int(model.num_timesteps)
+    metrics["eval_seeds"] = [EVAL_SEED_BASE, EVAL_SEED_BASE + cfg.eval_episodes - 1]
+    if perception is not None:
+        metrics["detector"] = perception.to_json()
+    return metrics

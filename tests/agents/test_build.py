@@ -1,0 +1,186 @@
+"""agents.build / agents.perceive on real urban-crossing scenes with tiny budgets."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+from hydra import compose, initialize_config_dir
+from hydra.utils import instantiate
+from stable_baselines3.common.callbacks import BaseCallback
+
+from agents.build import build_agent, build_env, detector_checkpoint, load_perception
+from agents.observations import CONFIDENCE, PRESENCE, VX, VY, X, Y
+from agents.perceive import Item, KinematicsVecEnv, TruthDetections
+from agents.seeding import train_seed_base
+from roadsight.errors import ConfigError
+from roadsight.paths import CONF_DIR, MODELS_DIR
+
+SHORT = ("env.config.duration=5", "eval_episodes=1", "progress_bar=false", "device=cpu")
+
+
+def config(*overrides: str):
+    with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
+        return compose("train", [*SHORT, *overrides])
+
+
+class Record(BaseCallback):
+    """The observations and actions of the first `n` vector steps of `learn`."""
+
+    def __init__(self, n: int):
+        super().__init__()
+        self.n, self.obs, self.actions = n, [], []
+
+    def _on_step(self) -> bool:
+        if len(self.actions) < self.n:
+            self.obs.append(self.locals["new_obs"].copy())
+            self.actions.append(np.array(self.locals["actions"]).copy())
+        return True
+
+
+def train(cfg, steps: int, tmp_path=None, record: int = 0, perception=None):
+    venv = build_env(cfg, cfg.n_envs, perception)
+    model = build_agent(cfg, venv)
+    venv.seed(train_seed_base(cfg.seed, 0, cfg.n_envs))
+    rec = Record(record)
+    model.learn(steps, callback=rec)
+    return model, venv, rec
+
+
+def same_actions(model, path, venv) -> None:
+    obs = venv.reset()
+    model.save(path)
+    loaded = type(model).load(path, device="cpu")
+    for _ in range(5):
+        a, _ = model.predict(obs, deterministic=True)
+        b, _ = loaded.predict(obs, deterministic=True)
+        np.testing.assert_array_equal(a, b)
+        obs, *_ = venv.step(a)
+
+
+def test_kinematics_mlp_ppo_trains_saves_and_reloads(tmp_path):
+    cfg = config(
+        "observation=kinematics",
+        "extractor=mlp",
+        "agent=ppo",
+        "agent.n_steps=64",
+        "n_envs=1",
+        "total_timesteps=192",
+    )
+    model, venv, _ = train(cfg, 192)
+    try:
+        assert model.num_timesteps == 192
+        assert venv.observation_space.shape == (16, 9)
+        same_actions(model, tmp_path / "ppo.zip", venv)
+    finally:
+        venv.close()
+
+
+def test_same_seed_same_observations_and_actions():
+    runs = []
+    for seed in (3, 3, 4):
+        cfg = config(
+            "extractor=mlp",
+            "agent=ppo",
+            "agent.n_steps=32",
+            "agent.batch_size=32",
+            "n_envs=1",
+            "total_timesteps=32",
+            f"seed={seed}",
+        )
+        _, venv, rec = train(cfg, 32, record=20)
+        venv.close()
+        runs.append((np.stack(rec.obs), np.stack(rec.actions)))
+    np.testing.assert_array_equal(runs[0][0], runs[1][0])
+    np.testing.assert_array_equal(runs[0][1], runs[1][1])
+    assert not np.array_equal(runs[0][0], runs[2][0])  # another seed: other scenes
+
+
+def test_unknown_observation_and_missing_detector(tmp_path):
+    cfg = config("observation=objects", f"perception.checkpoint={tmp_path}/none.pt")
+    with pytest.raises(ConfigError, match=r"perception\.checkpoint=.*none\.pt does not exist"):
+        detector_checkpoint(cfg, "bev")
+    cfg = config("observation=objects")
+    with pytest.raises(ConfigError, match=r"perception\.checkpoint is not set.*detector_nope"):
+        detector_checkpoint(cfg, "nope")
+    assert detector_checkpoint(cfg, "bev") == MODELS_DIR / "detector_bev.pt"
+    with pytest.raises(ConfigError, match="total_timesteps=100 .* choose total_timesteps=128"):
+        train(config("agent.n_steps=64", "n_envs=1", "total_timesteps=100"), 1)
+
+
+def match_rows(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Present object rows of a and, for each, b's present row of the same class nearest it."""
+    pa, pb = a[1:][a[1:, PRESENCE] > 0], b[1:][b[1:, PRESENCE] > 0]
+    assert len(pa) == len(pb)
+    out = []
+    for row in pa:
+        same = pb[(pb[:, 1:4] == row[1:4]).all(axis=1)]
+        out.append(same[np.argmin(np.hypot(*(same[:, X:Y + 1] - row[X:Y + 1]).T))])
+    return pa, np.array(out).reshape(pa.shape)
+
+
+def test_ground_truth_boxes_through_the_tracker_give_kinematics():
+    """bev: fed the true boxes, `objects` = `kinematics` within 0.2 m (median; 2 m for every
+    object: a box cut by the image edge is centred off the object) and, once a track has seen 3
+    frames, 0.5 m/s median ground velocity."""
+    cfg = config("observation=objects", "n_envs=1", "env.config.duration=20",
+                 "observation.tracker.min_hits=1",
+                 "observation.tracker.max_misses=0")
+    venv = build_env(cfg, 1, SimpleNamespace(source=TruthDetections(0.3)))
+    kin = KinematicsVecEnv(venv.venv, instantiate(cfg.observation.layout), 0.3)
+    venv.seed(5)
+    frames, infos = venv.venv.reset(), venv.venv.reset_infos
+    items = [Item(0, frames[0], infos[0], True)]
+    pos, vel, n = [], [], 0
+    try:
+        for t in range(30):
+            k, o = kin.observe(items)[0], venv.observe(items)[0]
+            np.testing.assert_array_equal(k[0], o[0])  # the ego row
+            a, b = match_rows(k, o)
+            n += len(a)
+            pos += list(50 * np.hypot(*(a[:, X:Y + 1] - b[:, X:Y + 1]).T))
+            if t >= 3:
+                vel += list(20 * np.hypot(*(a[:, VX:VY + 1] - b[:, VX:VY + 1]).T))
+            assert (b[:, CONFIDENCE] == 1).all()
+            frames, _, dones, infos = venv.venv.step(np.array([1]))
+            assert not dones[0]
+            items = [Item(0, frames[0], infos[0], False)]
+    finally:
+        venv.close()
+    assert n > 60
+    assert np.median(pos) < 0.2 and max(pos) < 2.0, (np.median(pos), max(pos))
+    assert np.median(vel) < 0.5, np.median(vel)
+
+
+@pytest.mark.slow
+def test_batched_perception_equals_per_env_perception():
+    """n_envs=2 (one forward pass for both) gives each env what a single env would get."""
+    cfg = config("observation=objects", "n_envs=2", "perception.checkpoint="
+                 f"{MODELS_DIR / 'detector_bev.pt'}")
+    perception = load_perception(cfg, "bev", MODELS_DIR)
+    actions = np.random.default_rng(0).integers(0, 5, size=(8, 2))
+    venv = build_env(cfg, 2, perception)
+    venv.seed(100)
+    batched = [venv.reset()] + [venv.step(a)[0] for a in actions]
+    venv.close()
+    assert max(b[:, 1:, PRESENCE].sum() for b in batched) > 0  # it saw something
+    for i in range(2):
+        single = build_env(config("observation=objects", "n_envs=1"), 1, perception)
+        single.seed(100 + i)
+        obs = [single.reset()] + [single.step(a[i:i + 1])[0] for a in actions]
+        single.close()
+        np.testing.assert_allclose(np.stack(obs)[:, 0], np.stack(batched)[:, i], atol=1e-4)
+
+
+@pytest.mark.slow
+def test_objects_attention_dqn_trains_saves_and_reloads(tmp_path):
+    cfg = config("observation=objects", "extractor=attention", "agent=dqn", "n_envs=1",
+                 "agent.learning_starts=50", "total_timesteps=150")
+    perception = load_perception(cfg, "bev", tmp_path)
+    model, venv, _ = train(cfg, 150, perception=perception)
+    try:
+        assert model.num_timesteps == 150
+        same_actions(model, tmp_path / "dqn.zip", venv)
+    finally:
+        venv.close()

@@ -1,0 +1,95 @@
+"""`roadsight train` as a user runs it (subprocesses, real urban-crossing scenes, tiny budgets)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from stable_baselines3 import DQN
+
+from agents.callbacks import checkpoints
+
+ROADSIGHT = str(Path(sys.executable).with_name("roadsight"))
+TINY = ("env.config.duration=5", "eval_episodes=1", "n_envs=1", "progress_bar=false",
+        "device=cpu", "threads=1")
+DQN_ARGS = ("agent=dqn", "extractor=mlp", "agent.learning_starts=32", "agent.buffer_size=1000")
+ENV = {**os.environ, "SDL_VIDEODRIVER": "offscreen"}
+
+
+def run(*args: str, check: bool = True) -> subprocess.CompletedProcess:
+    proc = subprocess.run([ROADSIGHT, "train", *TINY, *args], capture_output=True, text=True,
+                          timeout=600, env=ENV)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"roadsight train {' '.join(args)} failed:\n{proc.stderr[-3000:]}")
+    return proc
+
+
+def test_killed_run_resumes_to_exactly_total_timesteps(tmp_path):
+    out = tmp_path / "run"
+    args = (*DQN_ARGS, "total_timesteps=400", "checkpoint_freq=100", "eval_freq=0",
+            f"hydra.run.dir={out}")
+    proc = subprocess.Popen([ROADSIGHT, "train", *TINY, *args], env=ENV,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 300
+    while time.time() < deadline and proc.poll() is None and not checkpoints(out / "checkpoints"):
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGKILL)  # mid-training, right after the first checkpoint
+    proc.wait()
+    first = checkpoints(out / "checkpoints")
+    assert first and first[-1].steps < 400 and not (out / "model.zip").exists()
+    run(*args, "resume=true")
+    model = DQN.load(out / "model.zip", device="cpu")
+    assert model.num_timesteps == 400
+    saved = checkpoints(out / "checkpoints")
+    assert [c.steps for c in saved][: len(first)] == [c.steps for c in first]
+    for c in saved:  # every checkpoint loads, with its replay buffer
+        m = DQN.load(c.model, device="cpu")
+        assert m.num_timesteps == c.steps
+        m.load_replay_buffer(c.replay_buffer)
+        assert m.replay_buffer.size() == min(c.steps, 1000)
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["total_timesteps"] == 400 and metrics["episodes"] == 1
+    assert json.loads((out / "run.json").read_text())["status"] == "ok"
+    assert not list(out.rglob("*.tmp"))
+
+
+def test_run_dir_artefacts_and_best_model(tmp_path):
+    out = tmp_path / "run"
+    run("agent=ppo", "extractor=attention", "agent.n_steps=64", "agent.batch_size=32",
+        "total_timesteps=128", "eval_freq=64", "checkpoint_freq=64", f"hydra.run.dir={out}")
+    for name in ("model.zip", "best_model.zip", "run.json", "metrics.json", ".hydra/config.yaml"):
+        assert (out / name).is_file(), name
+    assert list((out / "tb").rglob("events.out.tfevents.*"))
+    metrics = json.loads((out / "metrics.json").read_text())
+    for key in ("return_mean", "return_std", "crash_rate", "pedestrian_collision_rate",
+                "mean_speed", "episodes"):
+        assert key in metrics
+    assert 0 <= metrics["crash_rate"] <= 1 and metrics["mean_speed"] > 0
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (("agent=sarsa",), "roadsight train: agent=sarsa: no such option; choose from dqn, ppo"),
+    (("extractor=cnn",), "roadsight train: extractor=cnn: no such option; choose from "
+                         "attention, mlp"),
+    (("observation=objects", "perception.checkpoint=/nonexistent/det.pt"),
+     "roadsight train: perception.checkpoint=/nonexistent/det.pt does not exist"),
+])
+def test_bad_input_is_one_line(tmp_path, args, message):
+    proc = run(*args, f"hydra.run.dir={tmp_path / 'run'}", check=False)
+    assert proc.returncode != 0
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(message), proc.stderr
+
+
+def test_unwritable_run_dir_fails_before_training(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("a file where the run directory should go")
+    proc = run("total_timesteps=64", f"hydra.run.dir={blocker / 'run'}", check=False)
+    assert proc.returncode != 0 and str(blocker) in proc.stderr
+    assert "Training" not in proc.stderr and not list(tmp_path.rglob("*.zip"))
