@@ -16,6 +16,7 @@ from perception.checkpoint import CheckpointError, build_model, load_checkpoint
 from perception.data import prepare_image
 from perception.decode import DecodeOptions, Detections, to_image_detections
 from perception.model import CenterNet, ExportWrapper, fuse_conv_bn
+from roadsight.device import resolve_device_name
 from roadsight.errors import ConfigError
 from roadsight.io import atomic_write_bytes
 
@@ -24,9 +25,9 @@ Outputs = tuple[torch.Tensor, torch.Tensor, torch.Tensor]  # heatmap probs, size
 
 
 def resolve_device(device: str = "auto") -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
+    """`device=` (auto | cpu | cuda | cuda:N) -> torch.device; ConfigError for any other value
+    or a CUDA device this machine lacks."""
+    return torch.device(resolve_device_name(device))
 
 
 class TorchBackend:
@@ -109,7 +110,8 @@ def load_detector(checkpoint: str | Path, backend: str = "torch",
 
     backend="onnx" runs `onnx_path` (from `roadsight export`) in onnxruntime; without it the
     checkpoint is exported to `export_dir`/detector.onnx first. `options` (default:
-    `DecodeOptions()`) were checked when they were made, before anything is loaded.
+    `DecodeOptions()`) were checked when they were made, before anything is loaded; a null
+    `score_thresh` becomes the checkpoint's stored thresholds, else 0.3.
     """
     state = load_checkpoint(checkpoint)
     preprocessor = instantiate(state["preprocess_cfg"])
@@ -124,6 +126,8 @@ def load_detector(checkpoint: str | Path, backend: str = "torch",
         engine = OnnxBackend(onnx_path)
     else:
         raise ConfigError(f"unknown backend {backend!r}; choose torch or onnx")
+    # score_thresh None: the checkpoint's stored per-class thresholds (DecodeOptions.for_checkpoint)
+    options = (DecodeOptions() if options is None else options).for_checkpoint(state)
     return Detector(engine, preprocessor, options), state
 
 

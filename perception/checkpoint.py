@@ -2,6 +2,10 @@
 
 A checkpoint holds the model's `_target_` config (architecture), its weights, the class names, the
 preprocess config and the metrics; training checkpoints add optimizer/scheduler/RNG state.
+Optional entries: `camera`, the camera it was trained for (`perception.provenance`), and
+`score_thresh`, per-class score thresholds at its F1-best operating point on a validation split
+(`val-detector write_thresholds=true`), with `score_thresh_from` saying where they came from;
+decoding uses them when its own `score_thresh` is null.
 """
 
 from __future__ import annotations
@@ -44,6 +48,16 @@ def save_checkpoint(path: str | Path, state: dict[str, Any]) -> None:
     buf = io.BytesIO()
     torch.save(state, buf)
     atomic_write_bytes(path, buf.getvalue())
+
+
+def update_checkpoint(path: str | Path, **entries: Any) -> None:
+    """Set top-level entries of an existing checkpoint (atomically); everything else, weights
+    included, is written back unchanged."""
+    state = load_checkpoint(path)
+    state.update(entries)
+    mode = Path(path).stat().st_mode & 0o777
+    save_checkpoint(path, state)
+    Path(path).chmod(mode)  # the atomic replace writes a private temporary file
 
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict:
@@ -133,3 +147,16 @@ def camera_choice(default: str = "bev") -> str:
     if not HydraConfig.initialized():
         return default
     return HydraConfig.get().runtime.choices.get("camera") or default
+
+
+def camera_override() -> str | None:
+    """The `camera=` group given explicitly on the running Hydra app's command line, or None."""
+    from hydra.core.hydra_config import HydraConfig
+
+    if not HydraConfig.initialized():
+        return None
+    for override in HydraConfig.get().overrides.task:
+        key, _, value = override.partition("=")
+        if key.lstrip("+~") == "camera":
+            return value
+    return None

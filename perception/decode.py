@@ -30,6 +30,8 @@ PEAK_IOU = 0.3
 
 # a detection's minimum score: one for every class, or one per class name
 ScoreThresh = float | Mapping[str, float]
+# what `DecodeOptions(score_thresh=None)` decodes at when the checkpoint stores no thresholds
+DEFAULT_SCORE_THRESH = 0.3
 
 
 def class_thresholds(score_thresh: ScoreThresh, num_classes: int = len(CLASSES)) -> torch.Tensor:
@@ -196,13 +198,16 @@ class DecodeOptions:
     `to_image_detections` (snap_px). Checked when made, so that a bad config value fails,
     naming its key, before a checkpoint is loaded or a frame is read."""
 
-    score_thresh: ScoreThresh = 0.3  # one number, or per class name (`class_thresholds`)
+    # one number, or per class name (`class_thresholds`); None: the checkpoint's F1-best
+    # thresholds when it stores them (`for_checkpoint`), else DEFAULT_SCORE_THRESH
+    score_thresh: ScoreThresh | None = None
     topk: int = 100  # detections kept per image
     peak_iou: float | None = PEAK_IOU  # the peak rule (`peak_mask`); None: 3x3 max-pool
     snap_px: bool = True  # box edges on the image's pixel grid (`snap_to_pixels`)
 
     def __post_init__(self):
-        class_thresholds(self.score_thresh)
+        if self.score_thresh is not None:
+            class_thresholds(self.score_thresh)
         check_topk(self.topk)
         object.__setattr__(self, "peak_iou", check_peak_iou(self.peak_iou))
         check_snap_px(self.snap_px)
@@ -213,11 +218,23 @@ class DecodeOptions:
         options = cls(cfg["score_thresh"], cfg["topk"], cfg["peak_iou"], cfg["snap_px"])
         return replace(options, **overrides)
 
+    def for_checkpoint(self, state: Mapping) -> DecodeOptions:
+        """These options with `score_thresh` None resolved: the checkpoint's stored per-class
+        thresholds (`val-detector write_thresholds=true`), else DEFAULT_SCORE_THRESH."""
+        if self.score_thresh is not None:
+            return self
+        return replace(self, score_thresh=state.get("score_thresh") or DEFAULT_SCORE_THRESH)
+
+    @property
+    def thresh(self) -> ScoreThresh:
+        """The score threshold decoding applies (DEFAULT_SCORE_THRESH for None)."""
+        return DEFAULT_SCORE_THRESH if self.score_thresh is None else self.score_thresh
+
     def decode(self, heatmap: torch.Tensor, size: torch.Tensor, offset: torch.Tensor,
                stride: int) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
         """`decode` of a batch's head outputs with these options (boxes in input pixels;
         `snap_px` applies later, in `to_image_detections`)."""
-        return decode(heatmap, size, offset, topk=self.topk, score_thresh=self.score_thresh,
+        return decode(heatmap, size, offset, topk=self.topk, score_thresh=self.thresh,
                       stride=stride, peak_iou=self.peak_iou)
 
 
@@ -274,7 +291,7 @@ def decode(
     size: torch.Tensor,
     offset: torch.Tensor,
     topk: int = 100,
-    score_thresh: ScoreThresh = 0.3,
+    score_thresh: ScoreThresh = DEFAULT_SCORE_THRESH,
     stride: int = STRIDE,
     peak_iou: float | None = None,
 ) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:

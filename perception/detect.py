@@ -14,6 +14,7 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
+from roadsight.errors import ConfigError
 from roadsight.io import RunRecord, atomic_write_json, check_writable
 from roadsight.paths import CONF_DIR
 
@@ -27,6 +28,8 @@ def detect_source(detector, source: str | Path, out: Path, batch_size: int = 8,
 
     from perception.video import FrameSource, Mp4Writer, draw_detections
 
+    if batch_size < 1:
+        raise ConfigError(f"batch_size={batch_size}: frames per forward pass, must be 1 or more")
     frames = FrameSource(source, fps)
     total = min(x for x in (frames.count, max_frames) if x is not None) \
         if frames.count or max_frames else None
@@ -73,8 +76,13 @@ def main(cfg: DictConfig) -> None:
             torch.set_num_threads(cfg.threads)
         options = DecodeOptions.from_cfg(cfg)  # a bad value fails before anything is loaded
         ckpt = resolve_checkpoint(cfg.checkpoint, camera_choice())
-        detector, _ = load_detector(ckpt, cfg.backend, cfg.onnx, cfg.device, options,
-                                    export_dir=out)
+        detector, state = load_detector(ckpt, cfg.backend, cfg.onnx, cfg.device, options,
+                                        export_dir=out)
+        if cfg.get("check_camera", True):  # frames from the checkpoint's camera only
+            from perception.provenance import check_chosen_camera, check_source
+
+            check_chosen_camera(state, cfg.get("camera"), ckpt)
+            check_source(state, cfg.source, ckpt)
         summary = detect_source(detector, cfg.source, out, cfg.batch_size, cfg.max_frames,
                                 cfg.fps, cfg.video)
     summary.update(checkpoint=str(ckpt), backend=cfg.backend)

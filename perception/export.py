@@ -1,4 +1,8 @@
-"""`roadsight export checkpoint=FILE format=onnx hydra.run.dir=OUT` -> OUT/detector.onnx."""
+"""`roadsight export checkpoint=FILE format=onnx hydra.run.dir=OUT` -> OUT/detector.onnx.
+
+OUT/metrics.json also carries the checkpoint's camera, preprocessing and score thresholds, which
+a consumer of the ONNX file needs; an explicit `camera=` other than the checkpoint's is refused.
+"""
 
 from __future__ import annotations
 
@@ -34,20 +38,26 @@ def export_checkpoint(checkpoint: str | Path, out: Path, fmt: str = "onnx",
     x = torch.rand(2, 3, *hw, generator=torch.Generator().manual_seed(0))
     ref, got = TorchBackend(model, "cpu")(x), OnnxBackend(path)(x)
     diff = max(float((a - b).abs().max()) for a, b in zip(ref, got, strict=True))
+    # what the ONNX file alone does not say: the camera, preprocessing and thresholds it needs
     return {"onnx": str(path), "input_hw": list(hw), "opset": opset,
             "max_abs_diff_vs_torch": diff, "bytes": path.stat().st_size,
-            "checkpoint": str(checkpoint), "ok": bool(np.isfinite(diff) and diff < 1e-3)}
+            "checkpoint": str(checkpoint), "ok": bool(np.isfinite(diff) and diff < 1e-3),
+            "camera": state.get("camera"), "preprocess_cfg": state["preprocess_cfg"],
+            "score_thresh": state.get("score_thresh")}
 
 
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="export")
 def main(cfg: DictConfig) -> None:
-    from perception.checkpoint import camera_choice, resolve_checkpoint
+    from perception.checkpoint import camera_choice, load_checkpoint, resolve_checkpoint
+    from perception.provenance import check_chosen_camera
 
     out = check_writable(Path(HydraConfig.get().runtime.output_dir))
     run = RunRecord(out, "export", None, "cpu")
     with run.reporting():
-        summary = export_checkpoint(resolve_checkpoint(cfg.checkpoint, camera_choice()), out,
-                                    cfg.format, cfg.opset)
+        ckpt = resolve_checkpoint(cfg.checkpoint, camera_choice())
+        # an explicit camera= must be the checkpoint's (perception.provenance)
+        check_chosen_camera(load_checkpoint(ckpt), cfg.get("camera"), ckpt)
+        summary = export_checkpoint(ckpt, out, cfg.format, cfg.opset)
     atomic_write_json(out / "metrics.json", summary)
     run.finish(status="ok", max_abs_diff_vs_torch=summary["max_abs_diff_vs_torch"])
     print(f"wrote {summary['onnx']} (max |onnx - torch| = {summary['max_abs_diff_vs_torch']:.2e})")

@@ -9,7 +9,6 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
-from perception.backends import resolve_device
 from roadsight.io import RunRecord, atomic_write_json, check_writable
 from roadsight.paths import CONF_DIR
 
@@ -21,7 +20,7 @@ def main(cfg: DictConfig) -> float | None:
     from perception.trainer import train_detector
 
     out = check_writable(Path(HydraConfig.get().runtime.output_dir))
-    run = RunRecord(out, "train-detector", cfg.seed, str(resolve_device(cfg.device)))
+    run = RunRecord(out, "train-detector", cfg.seed, cfg.device)
     with run.reporting():
         metrics = train_detector(cfg, out)
     atomic_write_json(out / "metrics.json", metrics)

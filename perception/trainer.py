@@ -29,6 +29,7 @@ from perception.data import DetectionDataset, load_coco_dirs, make_loader
 from perception.decode import DecodeOptions
 from perception.losses import detector_loss
 from perception.model import count_parameters
+from perception.provenance import training_camera
 from sim.types import CLASSES
 
 log = logging.getLogger(__name__)
@@ -108,8 +109,10 @@ def train_detector(cfg: DictConfig, out_dir: str | Path) -> dict:
     decode_options = DecodeOptions.from_cfg(cfg.eval)  # a bad eval value fails before any work
     data_dirs = cfg.data if OmegaConf.is_list(cfg.data) else [cfg.data]
     train_records = load_coco_dirs(list(data_dirs))
-    val_records = load_coco_dirs(list(cfg.val_data) if OmegaConf.is_list(cfg.val_data)
-                                 else cfg.val_data) if cfg.val_data else None
+    val_dirs = (list(cfg.val_data) if OmegaConf.is_list(cfg.val_data) else cfg.val_data) \
+        if cfg.val_data else None
+    val_records = load_coco_dirs(val_dirs) if val_dirs else None
+    camera = training_camera(list(data_dirs), val_dirs)  # recorded in every checkpoint
     preprocessor = instantiate(cfg.preprocess)
     model_cfg = OmegaConf.to_container(cfg.detector, resolve=True)
     model = instantiate(cfg.detector).to(device)
@@ -211,6 +214,7 @@ def train_detector(cfg: DictConfig, out_dir: str | Path) -> dict:
             state = {"format": FORMAT, "model_cfg": model_cfg, "state_dict": model.state_dict(),
                      "classes": list(CLASSES),
                      "preprocess_cfg": OmegaConf.to_container(cfg.preprocess, resolve=True),
+                     "camera": camera,
                      "metrics": val_metrics, "epoch": epoch, "optimizer": opt.state_dict(),
                      "scheduler": sched.state_dict(), "scaler": scaler.state_dict(),
                      "rng": rng_state(), "best_mAP50": best, "history": history}

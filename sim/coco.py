@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -27,19 +28,44 @@ def _png(image: np.ndarray) -> bytes:
     return buf.tobytes()
 
 
+def _plain(value: Any) -> Any:
+    """`value` as JSON types: numpy scalars and arrays become numbers and lists, anything else
+    that JSON cannot hold its repr."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | np.ndarray):
+        return [_plain(v) for v in value]
+    if isinstance(value, np.generic):
+        return value.item()
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    return repr(value)
+
+
+def env_info(env) -> dict:
+    """The env id and its resolved config (defaults merged with the overrides), for a dataset's
+    `info`: `{"env": "roadsight/urban-crossing-v0", "env_config": {...}}`."""
+    spec = getattr(env.unwrapped, "spec", None) or getattr(env, "spec", None)
+    return {"env": getattr(spec, "id", None),
+            "env_config": _plain(getattr(env.unwrapped, "config", {}))}
+
+
 class CocoWriter:
     """Accumulates frames; images are written as they come, annotations.json once, atomically.
 
     COCO fields plus roadsight's: image entries carry `episode`, `step`, `t`, `seed` and the
     `camera` (CameraInfo); annotations carry `track_id`, `visible`, `truncated`, `ego_xy`,
-    `ego_vxy`, `heading`, `size_lw`, `kind`.
+    `ego_vxy`, `heading`, `size_lw`, `kind`. `info` carries what `roadsight record` adds
+    (`env_info`: the env id and its resolved config).
     """
 
-    def __init__(self, root: str | Path, description: str = "roadsight record"):
+    def __init__(self, root: str | Path, description: str = "roadsight record",
+                 info: dict | None = None):
         self.root = Path(root)
         self.images: list[dict] = []
         self.annotations: list[dict] = []
         self.description = description
+        self.info = dict(info or {})  # extra `info` entries, e.g. `env_info(env)`
 
     def add(self, frame: Frame, episode: int, step: int, seed: int | None) -> int:
         image_id = len(self.images) + 1
@@ -102,7 +128,7 @@ class CocoWriter:
         atomic_write_json(
             path,
             {
-                "info": {"description": self.description, "version": "1.0"},
+                "info": {"description": self.description, "version": "1.0", **self.info},
                 "licenses": [],
                 "categories": CATEGORIES,
                 "images": self.images,

@@ -14,7 +14,7 @@ from tqdm import tqdm
 from roadsight.errors import ConfigError
 from roadsight.io import RunRecord, atomic_write_json, check_writable
 from roadsight.paths import CONF_DIR
-from sim.coco import EXTRA_KINDS, CocoWriter
+from sim.coco import EXTRA_KINDS, CocoWriter, env_info
 from sim.truth import SceneRegistry
 
 log = logging.getLogger(__name__)
@@ -36,10 +36,12 @@ def record_dataset(
 
     A frame is kept every `every` env steps, from the reset on. Returns counts for metrics.json.
     """
+    if every < 1:
+        raise ConfigError(f"record.every={every}: keep a frame every N env steps, N >= 1")
     bad = sorted(set(extras) - set(EXTRA_KINDS))
     if bad:
         raise ConfigError(f"record.extras: unknown {bad}; valid: {list(EXTRA_KINDS)}")
-    writer = CocoWriter(out_dir)
+    writer = CocoWriter(out_dir, info=env_info(env))  # the env id and its resolved config
     registry = SceneRegistry()
     crashes = steps_total = 0
     bar = tqdm(range(episodes), desc="record", unit="ep", disable=not progress)
