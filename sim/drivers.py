@@ -28,7 +28,8 @@ class IDMDriver:
     The IDM acceleration toward the lane's speed limit, given the object ahead (vehicles,
     pedestrians and obstacles alike), sets the speed wanted one decision later; FASTER/SLOWER
     move the ego's target speed toward it. Behind a static obstacle it changes lane when the
-    neighbouring lane is clear.
+    neighbouring lane is clear ahead and the car behind there would not have to brake harder
+    than MOBIL allows (highway-env's LANE_CHANGE_MAX_BRAKING_IMPOSED).
     """
 
     def __init__(self, lane_change_distance: float = 25.0, horizon: float = 1.0):
@@ -89,7 +90,17 @@ class IDMDriver:
                 continue
             front, rear = road.neighbour_vehicles(ego, target)
             clear_front = front is None or ego.lane_distance_to(front) > 15
-            clear_rear = rear is None or ego.lane_distance_to(rear) < -12
-            if clear_front and clear_rear:
+            if clear_front and self._safe_for(rear, ego):
                 return action
         return None
+
+    def _safe_for(self, rear, ego) -> bool:
+        """Would a lane change in front of `rear` leave it room: at least 12 m centre to centre,
+        and, for IDM traffic, no harder braking than MOBIL lets a lane change impose on it?"""
+        if rear is None:
+            return True
+        if ego.lane_distance_to(rear) > -12:
+            return False
+        if not isinstance(rear, IDMVehicle):
+            return True
+        return rear.acceleration(rear, ego) >= -rear.LANE_CHANGE_MAX_BRAKING_IMPOSED

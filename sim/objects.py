@@ -39,6 +39,9 @@ class Pedestrian(RoadObject):
     MIN_WAIT_OFFSET = 1.2  # [m] from the kerb: outside IDM's on-lane margin (1 m), so waiting
     # people do not stop cars
     LEAVE_DISTANCE = 2.0  # [m] beyond the sidewalk's outer edge, then gone
+    CLEAR_AHEAD = 3.0  # [m] from a front bumper to my crossing line, even for a stopped car
+    CLEAR_BEHIND = 1.0  # [m] from a rear bumper to my crossing line
+    CLEAR_SIDE = 0.3  # [m] kept from a vehicle's side or bumper while crossing
 
     def __init__(
         self,
@@ -75,14 +78,31 @@ class Pedestrian(RoadObject):
         return self.plan.road_y[0] <= self.position[1] <= self.plan.road_y[1]
 
     def _gap_accepted(self) -> bool:
+        """May I step off the kerb: is no vehicle on or near my crossing line, and can each one
+        approaching stop before it (driver's reaction and comfortable braking) and is it at
+        least my accepted time gap away? Impatience shortens the time gap, never the rest."""
         gap = self.gap_time if self.waited < self.patience else 0.4 * self.gap_time
+        x_lo, x_hi = _extent(self, 0) - self.position[0] + self.plan.cross_x  # on my line
         for v in self.road.vehicles:
-            dx = self.plan.cross_x - v.position[0]
-            if -3.0 < dx < 8.0:  # a vehicle on or right before the crossing
-                return False
-            if dx > 0 and dx / max(v.speed, 0.1) < gap:
+            rear, front = _extent(v, 0)
+            if rear - self.CLEAR_BEHIND < x_hi and x_lo < front + self.CLEAR_AHEAD:
+                return False  # on my crossing line, or about to be: stopped or not
+            dist = x_lo - front  # [m] from its front bumper to my crossing line
+            speed = max(float(v.speed), 0.0)
+            if dist > 0 and (dist < stopping_distance(speed) or dist < max(speed, 0.1) * gap):
                 return False
         return True
+
+    def _blocked_by(self, position: np.ndarray):
+        """The vehicle whose box (plus `CLEAR_SIDE`) my box would overlap at `position`."""
+        offset = position - self.position
+        (x_lo, x_hi), (y_lo, y_hi) = (_extent(self, axis) + offset[axis] for axis in (0, 1))
+        for v in self.road.vehicles:
+            (vx_lo, vx_hi), (vy_lo, vy_hi) = (_extent(v, axis) for axis in (0, 1))
+            m = self.CLEAR_SIDE
+            if vx_lo - m < x_hi and x_lo < vx_hi + m and vy_lo - m < y_hi and y_lo < vy_hi + m:
+                return v
+        return None
 
     def _move(self, direction: np.ndarray, dt: float) -> None:
         self.heading = float(np.arctan2(direction[1], direction[0]))
@@ -111,7 +131,14 @@ class Pedestrian(RoadObject):
             if self._gap_accepted():
                 self.state = "cross"
         elif self.state == "cross":
-            self._move(np.array([0.0, -float(side)]), dt)
+            ahead = np.array([0.0, -float(side)])
+            blocker = self._blocked_by(self.position + self.walk_speed * dt * ahead)
+            if blocker is not None:
+                # a car stands (or rolls) in my way: walk along it, around its nearer end
+                along = 1.0 if self.position[0] >= blocker.position[0] else -1.0
+                self._move(np.array([along, 0.0]), dt)
+            else:
+                self._move(ahead, dt)
             if -side * (self.position[1] - self._kerb_y(-side)) > 0.3:
                 self.state = "leave"
         elif self.state == "leave":
@@ -138,6 +165,20 @@ class StaticObstacle(Obstacle):
         apply_style(self, style)
         # debris is drawn as an irregular polygon: corner offsets in the object's own frame [m]
         self.outline = outline
+
+
+def _extent(obj, axis: int) -> np.ndarray:
+    """[m] (lo, hi) of `obj`'s box along world x (axis 0) or y (axis 1)."""
+    c, s = abs(np.cos(obj.heading)), abs(np.sin(obj.heading))
+    if axis == 1:
+        c, s = s, c
+    half = (c * obj.LENGTH + s * obj.WIDTH) / 2
+    return np.array([obj.position[axis] - half, obj.position[axis] + half])
+
+
+def stopping_distance(speed: float, reaction: float = 1.0, braking: float = 5.0) -> float:
+    """[m] a driver covers before standing still: `reaction` [s], then `braking` [m/s2]."""
+    return speed * reaction + speed**2 / (2 * braking)
 
 
 def debris_outline(rng: np.random.Generator, length: float, width: float) -> np.ndarray:

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from highway_env.road.road import Road
 
+from sim.fault import Body, at_fault
 from sim.objects import Pedestrian, object_class
 
 RGB = tuple[int, int, int]
@@ -25,21 +26,36 @@ class GroundPatch:
     stripes: list[np.ndarray] = field(default_factory=list)  # (4, 2) polygons painted on top
 
 
+def _heading_for(obj):
+    """The lane a vehicle drives in or is changing into (None for other road objects)."""
+    return getattr(obj, "target_lane_index", None) or getattr(obj, "lane_index", None)
+
+
 class SimRoad(Road):
     """Road whose step also advances `Pedestrian`s and records `crashed_into` per vehicle.
 
     `crashed_into[id(vehicle)]` is the class of the first thing that vehicle hit
-    (vehicle | pedestrian | obstacle).
+    (vehicle | pedestrian | obstacle), `at_fault[id(vehicle)]` whether that vehicle caused that
+    collision (`sim.fault.at_fault`, judged from both bodies at the moment of contact).
     """
 
     def __init__(self, *args, patches: list[GroundPatch] | None = None, **kwargs):
         super().__init__(*args, **kwargs)
         self.patches = patches or []
         self.crashed_into: dict[int, str] = {}
+        self.at_fault: dict[int, bool] = {}
+        self.clock = 0.0  # [s] simulated time
+        self._lane_since: dict[int, tuple] = {}  # id -> (lane it heads for, since when [s])
 
     def step(self, dt: float) -> None:
         for vehicle in self.vehicles:
             vehicle.step(dt)
+        self.clock += dt
+        for vehicle in self.vehicles:
+            # first seen: in its lane since ever; a lane change decided before it counts from now
+            lane, _ = self._lane_since.setdefault(id(vehicle), (vehicle.lane_index, -np.inf))
+            if lane != _heading_for(vehicle):
+                self._lane_since[id(vehicle)] = (_heading_for(vehicle), self.clock)
         for obj in self.objects:
             if isinstance(obj, Pedestrian):
                 obj.step(dt)
@@ -67,8 +83,22 @@ class SimRoad(Road):
         if abs(delta[0]) > reach or abs(delta[1]) > reach:
             return
         before = [(o, o.crashed, getattr(o, "impact", None)) for o in (vehicle, other)]
+        bodies = (Body.of(vehicle), Body.of(other))  # the state at contact, before any impact
         vehicle.handle_collisions(other, dt)
-        for (obj, crashed, impact), partner in zip(before, (other, vehicle), strict=True):
+        for (obj, crashed, impact), partner, me, them in zip(
+            before, (other, vehicle), bodies, bodies[::-1], strict=True
+        ):
             hit = (obj.crashed and not crashed) or getattr(obj, "impact", None) is not impact
-            if hit:
-                self.crashed_into.setdefault(id(obj), object_class(partner) or "vehicle")
+            if hit and id(obj) not in self.crashed_into:
+                self.crashed_into[id(obj)] = object_class(partner) or "vehicle"
+                self.at_fault[id(obj)] = at_fault(
+                    me, them, self.in_lane(obj, _heading_for(partner)), self.in_lane(partner)
+                )
+
+    def in_lane(self, obj, lane=None) -> float:
+        """[s] since `obj` headed for its lane (`lane`, if given; inf: since the start, or never,
+        or not a vehicle)."""
+        heading_for, since = self._lane_since.get(id(obj), (None, -np.inf))
+        if lane is not None and heading_for != lane:
+            return np.inf
+        return self.clock - since
