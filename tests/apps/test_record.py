@@ -9,6 +9,7 @@ from pathlib import Path
 
 import gymnasium as gym
 import pytest
+import yaml
 from pycocotools.coco import COCO
 
 from sim.camera.bev import BevCamera
@@ -25,10 +26,30 @@ def run_cli(*args: str, check: bool = True) -> subprocess.CompletedProcess:
     return proc
 
 
+# a config key only that command's app has: `--cfg job` shows which app a command runs
+OWN_KEY = {"record": "episodes", "train-detector": "epochs", "val-detector": "bootstrap",
+           "detect": "source", "export": "format", "train": "total_timesteps", "summarize": "sweep",
+           "bench": "suites"}
+
+
 def test_help_lists_the_commands():
-    out = run_cli("--help").stdout
-    for command in ("record", "train-detector", "val-detector", "detect", "export", "bench"):
-        assert command in out
+    out = run_cli("--help").stdout.splitlines()
+    # the first word of each line of the "commands:" block, not a substring anywhere in the text
+    # ("record" is also in "recorded", "detect" in "detector", "bench" in "benchmark")
+    block = out[out.index("commands:") + 1 :]
+    listed = [line.split()[0] for line in block[: block.index("")]]
+    assert listed == list(OWN_KEY)
+
+
+def test_each_command_runs_its_own_app(capsys, monkeypatch, tmp_path):
+    from roadsight.cli import main
+
+    monkeypatch.chdir(tmp_path)  # in case Hydra writes anything
+    for command, key in OWN_KEY.items():
+        monkeypatch.setattr(sys, "argv", list(sys.argv))  # the dispatcher rewrites sys.argv
+        main([command, "--cfg", "job"])  # prints the app's composed config and stops
+        keys = set(yaml.safe_load(capsys.readouterr().out))
+        assert keys & set(OWN_KEY.values()) == {key}, (command, sorted(keys))
 
 
 def record_small(out: Path) -> Path:

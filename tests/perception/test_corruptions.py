@@ -1,6 +1,7 @@
 """Camera corruptions: identity at severity 0, seeding, monotone severity, errors, configs."""
 
 import functools
+from itertools import pairwise
 from pathlib import Path
 
 import cv2
@@ -50,14 +51,75 @@ def test_severity_zero_is_the_identity(name):
     np.testing.assert_array_equal(out, img)
 
 
+def _grad(img: np.ndarray) -> float:
+    """Mean absolute difference of neighbouring grey pixels (x and y): the fine detail."""
+    g = img.astype(np.float64).mean(axis=2)
+    return float(np.abs(np.diff(g, axis=0)).mean() + np.abs(np.diff(g, axis=1)).mean())
+
+
+def _expected_mad(name: str, img: np.ndarray, s: int) -> tuple[float, float]:
+    """(low, high) mean absolute difference [grey levels] that corruption `name` at severity `s`
+    must make on `img`, from the corruption's physical parameter (noise sigma, photon count,
+    brightness shift, kept contrast, haze fraction, rain darkening, veiling glare)."""
+    f = img.astype(np.float64)
+    gauss = np.sqrt(2 / np.pi)  # E|X| / sigma for a normal X
+    if name == "gaussian_noise":  # sigma 10..51 grey levels (clipping trims a little)
+        sigma = (10.0, 18.0, 25.0, 36.0, 51.0)[s - 1]
+        return 0.93 * gauss * sigma, 1.01 * gauss * sigma
+    if name == "shot_noise":  # Poisson: std sqrt(v * 255 / photons) at grey level v
+        photons = (120.0, 60.0, 30.0, 15.0, 8.0)[s - 1]
+        mad = float(np.mean(gauss * np.sqrt(f * 255 / photons)))
+        return 0.93 * mad, 1.03 * mad
+    if name == "brightness":  # HSV value + shift (saturating), hue and saturation kept
+        shift = (20, 40, 60, 80, 100)[s - 1]
+        v = f.max(axis=2, keepdims=True)
+        mad = float(np.mean(f * (np.minimum(v + shift, 255) - v) / np.maximum(v, 1)))
+        return 0.95 * mad, 1.03 * mad
+    if name == "contrast":  # keeps a fraction c of each pixel's deviation from the mean
+        c = (0.7, 0.55, 0.4, 0.3, 0.2)[s - 1]
+        mad = (1 - c) * float(np.abs(f - f.mean()).mean())
+        return mad - 0.5, mad + 0.5
+    if name == "fog":  # blends a fraction t0 (+-20 % smooth field) toward grey 200
+        t0 = (0.3, 0.45, 0.58, 0.7, 0.8)[s - 1]
+        mad = t0 * float(np.abs(200 - f).mean())
+        return 0.85 * mad, 1.1 * mad
+    if name == "rain":  # darkens the scene to `dark` of its value, then adds streaks
+        dark = (0.95, 0.9, 0.85, 0.8, 0.75)[s - 1]
+        mad = (1 - dark) * float(f.mean())
+        return 0.9 * mad, 1.3 * mad
+    if name == "glare":  # at least the veiling glare (blue channel: 0.85 of it) everywhere
+        veil = (0.03, 0.06, 0.09, 0.12, 0.16)[s - 1]
+        return veil * 0.85 * float((255 - f).mean()), float((255 - f).mean())
+    if name == "jpeg":  # quality 40 down to 6: visible loss at every severity
+        return 2.0, 20.0
+    if name in ("motion_blur", "defocus_blur"):  # checked through the detail they remove
+        return 0.5, 10.0
+    if name == "dead_pixels":  # checked through the number of pixels changed
+        return 0.05, 5.0
+    raise AssertionError(f"no expectation for corruption {name!r}")
+
+
+DEAD_FRACTION = (0.001, 0.002, 0.004, 0.008, 0.016)  # of the pixels, per severity
+
+
 @pytest.mark.parametrize("name", NAMES)
 @pytest.mark.parametrize("size", [(512, 256), (97, 61)])
-def test_output_is_uint8_of_the_same_shape_and_changed(name, size):
+def test_each_severity_does_what_the_corruption_must(name, size):
     img = _road(*size)
+    detail = []
     for s in range(1, 6):
         out = corrupt(img, name, s, np.random.default_rng(s))
         assert out.dtype == np.uint8 and out.shape == img.shape, (name, s)
-        assert _mad(out, img) > 0.05, (name, s)
+        lo, hi = _expected_mad(name, img, s)
+        assert lo <= _mad(out, img) <= hi, (name, s, _mad(out, img), (lo, hi))
+        detail.append(_grad(out) / _grad(img))
+        if name == "dead_pixels":  # n pixels drawn with repeats; a few land on their own value
+            n = max(1, round(DEAD_FRACTION[s - 1] * img.shape[0] * img.shape[1]))
+            assert 0.75 * n <= np.any(out != img, axis=2).sum() <= n, (s, n)
+    if name in ("motion_blur", "defocus_blur"):
+        # blurs remove fine detail, more at each severity (at least 10 % at severity 1); the
+        # 1 px minimum radius/length makes the low severities alike on a small image
+        assert detail[0] < 0.9 and all(b <= a + 1e-9 for a, b in pairwise(detail)), detail
 
 
 @pytest.mark.parametrize("name", NAMES)

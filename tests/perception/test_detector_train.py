@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import subprocess
 import sys
 from pathlib import Path
@@ -45,17 +46,32 @@ def ap50_on(checkpoint, data_dir, score_thresh=0.001):
     return evaluate_detector(det, load_coco_dirs(data_dir)).metrics
 
 
-@pytest.mark.parametrize("arch", ["out_stride=4", "out_stride=2", "out_stride=2 stem_channels=8"])
-def test_tiny_detector_learns_synthetic_frames(tmp_path, arch):
+def assert_losses_fall(history: list[dict], factor: float) -> None:
+    """Every loss term of every epoch is a finite number, and the total fell below `factor`
+    times its first-epoch value."""
+    for h in history:
+        losses = {k: v for k, v in h.items() if k.startswith("loss_")}
+        assert "loss_total" in losses and all(math.isfinite(v) for v in losses.values()), h
+    assert history[-1]["loss_total"] < factor * history[0]["loss_total"], history
+
+
+# held-out mAP50 the last weights must reach on frames drawn from another seed: the narrow
+# stem fits its 8 frames (mAP50 0.88 on them) but does not generalise from so few (0.47)
+@pytest.mark.parametrize("arch,min_held_out", [("out_stride=4", 0.6), ("out_stride=2", 0.6),
+                                               ("out_stride=2 stem_channels=8", None)])
+def test_tiny_detector_learns_synthetic_frames(tmp_path, arch, min_held_out):
     data = write_synthetic_coco(tmp_path / "ds", n_images=8, seed=1)
     cfg = train_cfg(data, data, "epochs=40", *(f"detector.{a}" for a in arch.split()))
     metrics = train_detector(cfg, tmp_path / "run")
-    hist = metrics["history"]
-    assert hist[-1]["loss_total"] < 0.25 * hist[0]["loss_total"]
+    assert_losses_fall(metrics["history"], 0.25)
     m = ap50_on(tmp_path / "run" / "best.pt", data)
     assert m["mAP50"] > 0.8, m
     assert all(pc["AP50"] > 0.5 for pc in m["per_class"].values()), m
     assert (tmp_path / "run" / "tb").is_dir() and (tmp_path / "run" / "last.pt").is_file()
+    if min_held_out is not None:  # frames the training never saw, not memorised ones
+        held_out = write_synthetic_coco(tmp_path / "held_out", n_images=8, seed=101)
+        m = ap50_on(tmp_path / "run" / "last.pt", held_out)
+        assert m["mAP50"] > min_held_out, m
 
 
 def test_resume_after_interruption_matches_an_uninterrupted_run(tmp_path, monkeypatch):
@@ -143,10 +159,16 @@ def test_detector_learns_recorded_bev_frames(tmp_path):
     assert m["mAP50"] > 0.5, m
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
-def test_training_on_cuda_with_amp(tmp_path):
+@pytest.mark.parametrize("device", [
+    "cpu",  # the same checks on the CPU path (amp is a no-op there), so they run everywhere
+    pytest.param("cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(),
+                                                  reason="needs a CUDA GPU")),
+])
+def test_training_with_amp_gives_finite_falling_losses(tmp_path, device):
     data = write_synthetic_coco(tmp_path / "ds", n_images=4, seed=4)
-    metrics = train_detector(train_cfg(data, data, "epochs=2", "device=cuda", "amp=true",
+    metrics = train_detector(train_cfg(data, data, "epochs=6", f"device={device}", "amp=true",
                                        "workers=1"), tmp_path / "run")
-    assert len(metrics["history"]) == 2
-    assert load_checkpoint(tmp_path / "run" / "last.pt")["epoch"] == 1
+    assert [h["epoch"] for h in metrics["history"]] == [1, 2, 3, 4, 5, 6]
+    assert_losses_fall(metrics["history"], 0.8)  # fp16 overflow would give inf/NaN losses
+    assert metrics["last"]["mAP50"] is not None and math.isfinite(metrics["last"]["mAP50"])
+    assert load_checkpoint(tmp_path / "run" / "last.pt")["epoch"] == 5

@@ -23,7 +23,24 @@ from perception.report import (
 from sim.types import CLASSES
 
 
-def test_training_plot_is_a_real_png(tmp_path):
+@pytest.fixture
+def plotted(monkeypatch):
+    """What each saved figure drew: per axes (by title), its lines as (label, x, y, style)."""
+    import perception.report as report
+
+    figures, real_save = [], report._save_png
+
+    def record_then_save(fig, path):
+        figures.append({ax.get_title(): [(line.get_label(), list(line.get_xdata()),
+                                          list(line.get_ydata()), line.get_linestyle())
+                                         for line in ax.get_lines()] for ax in fig.axes})
+        real_save(fig, path)
+
+    monkeypatch.setattr(report, "_save_png", record_then_save)
+    return figures
+
+
+def test_training_plot_is_a_real_png_of_the_history(tmp_path, plotted):
     run = tmp_path / "run"
     run.mkdir()
     history = [{"epoch": e, "loss_total": 3.0 / e, "val_mAP50": 0.1 * e} for e in range(1, 6)]
@@ -31,9 +48,14 @@ def test_training_plot_is_a_real_png(tmp_path):
     plot_training({"bev": run}, tmp_path / "curves.png")
     image = cv2.imread(str(tmp_path / "curves.png"))
     assert image is not None and image.shape[1] > image.shape[0] > 200 and image.std() > 10
+    (fig,) = plotted
+    assert fig["training loss"] == [("bev", [1, 2, 3, 4, 5], [3.0, 1.5, 1.0, 0.75, 0.6], "-")]
+    (label, x, y, _), = fig["validation mAP50"]
+    assert (label, x) == ("bev", [1, 2, 3, 4, 5])
+    assert y == pytest.approx([0.1, 0.2, 0.3, 0.4, 0.5])
 
 
-def test_a_fine_tuning_run_continues_the_epochs_of_the_run_it_started_from(tmp_path):
+def test_a_fine_tuning_run_continues_the_epochs_of_the_run_it_started_from(tmp_path, plotted):
     for name, maps in {"base": [0.2, 0.4, 0.5], "ft": [0.55, 0.6]}.items():
         (tmp_path / name).mkdir()
         history = [{"epoch": e, "loss_total": 1.0, "val_mAP50": m}
@@ -46,6 +68,11 @@ def test_a_fine_tuning_run_continues_the_epochs_of_the_run_it_started_from(tmp_p
     plot_training({"front": [tmp_path / "base", tmp_path / "ft"], "bev": tmp_path / "base"},
                   tmp_path / "curves.png")
     assert cv2.imread(str(tmp_path / "curves.png")) is not None
+    # front: both stages on one line, then a dotted stage marker between epochs 3 and 4
+    front, stage_mark, bev = plotted[0]["validation mAP50"]
+    assert front[:3] == ("front", [1, 2, 3, 4, 5], [0.2, 0.4, 0.5, 0.55, 0.6])
+    assert stage_mark[1:] == ([3.5, 3.5], [0, 1], ":")
+    assert bev[:3] == ("bev", [1, 2, 3], [0.2, 0.4, 0.5])
 
 
 def _checkpoint_with(path, **extra):
@@ -101,7 +128,7 @@ def test_video_stills_tiles_the_chosen_frames_of_a_real_mp4(tmp_path):
     assert not (tmp_path / "bad.png").exists()
 
 
-def test_range_plot_draws_each_camera_and_names_a_run_without_bands(tmp_path):
+def test_range_plot_draws_each_camera_and_names_a_run_without_bands(tmp_path, plotted):
     def band(ap):
         return {"per_class": {c: {"AP50": ap, "AP_loose": None if ap is None else ap + 0.1,
                                   "n_gt": 3} for c in ("vehicle", "pedestrian")}}
@@ -114,6 +141,15 @@ def test_range_plot_draws_each_camera_and_names_a_run_without_bands(tmp_path):
     image = cv2.imread(str(tmp_path / "range.png"))
     # one panel per class side by side: twice as wide as high, give or take the margins
     assert image is not None and image.shape[1] > 1.8 * image.shape[0] and image.std() > 10
+    # per class: each camera's AP50 (solid) and loose AP (dashed) over the bands, near to far;
+    # a band without objects (None) is a gap
+    for cls in ("vehicle", "pedestrian"):
+        lines = {label: (x, y, style) for label, x, y, style in plotted[0][cls]}
+        nan = pytest.approx(float("nan"), nan_ok=True)
+        assert lines == {"bev AP50": ([0, 1], pytest.approx([0.9, 0.8]), "-"),
+                         "bev AP@0.1": ([0, 1], pytest.approx([1.0, 0.9]), "--"),
+                         "front AP50": ([0, 1], [0.7, nan], "-"),
+                         "front AP@0.1": ([0, 1], [pytest.approx(0.8), nan], "--")}
     (tmp_path / "none").mkdir()
     (tmp_path / "none" / "metrics.json").write_text(json.dumps({"by_range": None}))
     with pytest.raises(ValueError, match="none/metrics.json: no by_range"):

@@ -11,6 +11,8 @@ from stable_baselines3.common.env_checker import check_env as sb3_check_env
 from sim.camera.bev import BevCamera
 from sim.envs import ENV_IDS
 from sim.make import make_env
+from tests.conftest import QUIET_URBAN
+from tests.sim.test_pedestrians import _pedestrian
 
 
 @pytest.mark.parametrize("env_id", sorted(ENV_IDS))
@@ -51,12 +53,11 @@ def test_same_seed_same_rollout(env_id):
     assert a != c
 
 
-def test_rewards_are_named_terms_and_sum_to_the_reward(make_urban):
+def test_step_reports_named_reward_terms(make_urban):
     env = make_urban()
     env.reset(seed=0)
     _, reward, _, _, info = env.step(1)
-    terms = info["rewards"]
-    assert set(terms) == {
+    assert set(info["rewards"]) == {
         "progress",
         "speeding",
         "collision",
@@ -64,9 +65,51 @@ def test_rewards_are_named_terms_and_sum_to_the_reward(make_urban):
         "crosswalk_violation",
         "on_road",
     }
-    config = env.unwrapped.config
-    assert reward == pytest.approx(sum(config[f"{k}_reward"] * v for k, v in terms.items()))
-    assert terms["progress"] > 0
+    assert info["rewards"]["progress"] > 0 and reward > 0
+
+
+# Hand-built ego states on the quiet street (limit 13.9 m/s; weights: progress 0.4,
+# speeding -0.4, collision -1, pedestrian_collision -3, crosswalk_violation -0.5, on_road 0):
+# (speed [m/s], heading [rad], what it hit, expected non-zero terms besides on_road, reward)
+HAND_BUILT = [
+    (6.95, 0.0, None, {"progress": 0.5}, 0.2),
+    (13.9, np.pi / 3, None, {"progress": 0.5}, 0.2),  # half of the speed is forward
+    (17.375, 0.0, None, {"progress": 1.0, "speeding": 0.25}, 0.3),
+    (0.0, 0.0, "vehicle", {"collision": 1.0}, -1.0),
+    (0.0, 0.0, "obstacle", {"collision": 1.0}, -1.0),
+    (6.95, 0.0, "pedestrian", {"progress": 0.5, "pedestrian_collision": 1.0}, -2.8),
+]
+
+
+@pytest.mark.parametrize("speed,heading,hit,terms,expected", HAND_BUILT)
+def test_reward_of_a_hand_built_state(make_urban, speed, heading, hit, terms, expected):
+    env = make_urban(**QUIET_URBAN)
+    env.reset(seed=0)
+    base = env.unwrapped
+    ego = base.vehicle
+    ego.speed, ego.heading = speed, heading
+    if hit:
+        ego.crashed = True
+        base.road.crashed_into[id(ego)] = hit
+    names = ("progress", "speeding", "collision", "pedestrian_collision", "crosswalk_violation")
+    assert base._rewards(0) == pytest.approx({**dict.fromkeys(names, 0.0), **terms, "on_road": 1.0})
+    assert base._reward(0) == pytest.approx(expected)
+
+
+@pytest.mark.parametrize("ped_y_in_road,expected", [(True, 0.2 - 0.5), (False, 0.2)])
+def test_passing_a_crosswalk_with_a_pedestrian_on_it_costs(make_urban, ped_y_in_road, expected):
+    env = make_urban(**QUIET_URBAN)
+    env.reset(seed=0)
+    base = env.unwrapped
+    ego, x = base.vehicle, base.crosswalks_x[0]
+    y0, y1 = base.road_y
+    _pedestrian(env, x, (y0 + y1) / 2 if ped_y_in_road else y0 - 1.0, "cross")
+    ego.speed = 6.95  # progress 0.5
+    base._prev_front_x = x - 3.0  # last step the front was short of the crosswalk ...
+    ego.position = np.array([x - ego.LENGTH / 2, ego.position[1]])  # ... now it is on it
+    violation = base._rewards(0)["crosswalk_violation"]
+    assert violation == (1.0 if ped_y_in_road else 0.0)
+    assert base._reward(0) == pytest.approx(expected)
 
 
 def test_highway_hazards_has_obstacles_in_lanes():
