@@ -18,6 +18,8 @@ SUITES = {
     "sim": "roadsight.bench.sim_speed:run_sim_suite",
     "cameras": "roadsight.bench.camera_cost:run_camera_suite",
     "detector": "roadsight.bench.detector_latency:run_detector_suite",
+    "fairness": "roadsight.bench.fairness:run_fairness_suite",
+    "sweep": "roadsight.bench.sweep:run_sweep_suite",
 }
 
 

@@ -26,6 +26,12 @@ class HighwayHazardsEnv(RoadsightRewardsMixin, HighwayEnvFast):
         utils.update_config(
             config,
             {
+                # down to a standstill: highway-fast-v0's 20-30 m/s leave a driver no way to
+                # stop behind traffic queued at debris
+                "action": {
+                    "type": "DiscreteMetaAction",
+                    "target_speeds": [0, 5, 10, 15, 20, 25, 30],  # [m/s]
+                },
                 "other_vehicles_type": "sim.vehicles.ObstacleAwareIDMVehicle",
                 "obstacles_count": 6,
                 "obstacles_range": [60.0, 700.0],  # [m] ahead of the ego's start

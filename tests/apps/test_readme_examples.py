@@ -29,7 +29,8 @@ TINY: dict[str, dict[str, str]] = {
     "detect": {"max_frames": "2"},
     "bench": {"sim.steps": "2", "sim.rounds": "1", "cameras.steps": "1",
               "cameras.envs": "[highway-fast-v0]", "detector.cameras": "[bev]",
-              "detector.batches": "[1]", "detector.repeats": "1", "detector.env_steps": "1"},
+              "detector.batches": "[1]", "detector.repeats": "1", "detector.env_steps": "1",
+              "fairness.episodes": "1"},
 }
 # run order: an example's placeholders point at what an earlier one wrote
 ORDER = ["--help", "record", "train-detector", "val-detector", "detect", "export", "summarize",
