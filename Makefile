@@ -15,7 +15,7 @@ $(BIN)/python:
 # Re-installs only when the project's dependency list changed.
 $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet "$(TORCH_SPEC)"
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet -e '.[dev,sweep]'
 	touch $(STAMP)
 
 install: $(STAMP)

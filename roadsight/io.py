@@ -79,6 +79,14 @@ def bad_input(error: BaseException) -> UserInputError | None:
     return found
 
 
+def in_multirun() -> bool:
+    """True inside a job of a Hydra multirun (-m)."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
+
+
 class RunRecord:
     """`run.json` in a run directory: command, version, commit, seed, device, start/end times.
 
@@ -129,4 +137,6 @@ class RunRecord:
                         error=str(found) if found else repr(e))
             if found is None:
                 raise
+            if in_multirun():  # SystemExit would cancel the sweep's pending jobs
+                raise found from None
             sys.exit(f"roadsight {self.data['command']}: {found}")

@@ -1,18 +1,21 @@
-"""`roadsight summarize sweep=DIR`: one table of a multirun's jobs (overrides -> metrics).
+"""`roadsight summarize sweep=DIR`: a multirun's jobs (train, eval, any command) grouped by their
+overrides but the seed.
 
-Writes DIR/summary.csv; its own run.json goes to the Hydra run dir (outputs/summarize/...), so a
-mistyped sweep= is reported, not created.
+Writes into DIR: summary.csv (a row per group: n seeds, failed jobs, per metric mean, std and
+95% bootstrap interval), jobs.csv (every job with its status and error), summary.md, and the
+plots summary_bars.png and, when jobs have TensorBoard logs, summary_curves.png. Failed jobs are
+listed with their error, never dropped. Its own run.json goes to the Hydra run dir
+(outputs/summarize/...), so a mistyped sweep= is reported, not created.
 """
 
 from __future__ import annotations
 
 import csv
 import io
-import json
+import math
 from pathlib import Path
 
 import hydra
-import yaml
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 from rich.console import Console
@@ -22,45 +25,65 @@ from rich.table import Table
 from roadsight.errors import UserInputError
 from roadsight.io import RunRecord, atomic_write_bytes, check_writable
 from roadsight.paths import CONF_DIR
+from roadsight.sweep_summary import (
+    Job,
+    check_metrics,
+    collect_jobs,
+    group_stats,
+    markdown,
+    numeric_metrics,
+)
 
 
-def flatten(d: dict, prefix: str = "") -> dict:
-    out = {}
-    for key, value in d.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, dict):
-            out.update(flatten(value, f"{name}."))
-        else:
-            out[name] = value
-    return out
+def collect(sweep_dir: str | Path, metrics: list[str]) -> list[Job]:
+    """Every job of the sweep; FileNotFoundError / KeyError name a wrong sweep= or metric."""
+    jobs = collect_jobs(sweep_dir)
+    check_metrics(jobs, metrics)
+    return jobs
 
 
-def _job_order(name: str) -> tuple:
-    """Hydra numbers jobs 0, 1, ..., 10: sort them as numbers, other names after, by name."""
-    return (0, int(name), "") if name.isdigit() else (1, 0, name)
+def _csv(rows: list[dict]) -> bytes:
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=list(rows[0]))
+    writer.writeheader()
+    writer.writerows(rows)
+    return buf.getvalue().encode()
 
 
-def collect(sweep_dir: str | Path, metrics: list[str]) -> list[dict]:
-    """A row per job directory that holds metrics.json: its overrides and the chosen metrics."""
-    sweep_dir = Path(sweep_dir)
-    if not sweep_dir.is_dir():
-        raise FileNotFoundError(f"sweep={sweep_dir}: no such directory")
-    rows = []
-    jobs = sorted(sweep_dir.glob("*/metrics.json"), key=lambda p: _job_order(p.parent.name))
-    for metrics_file in jobs:
-        job = metrics_file.parent
-        overrides_file = job / ".hydra" / "overrides.yaml"
-        overrides = yaml.safe_load(overrides_file.read_text()) if overrides_file.exists() else []
-        values = flatten(json.loads(metrics_file.read_text()))
-        missing = [m for m in metrics if m not in values]
-        if missing:
-            raise KeyError(f"{metrics_file}: no metric {missing}; it has {sorted(values)[:20]}")
-        row = {"job": job.name, "overrides": " ".join(overrides)}
-        row.update({m: values[m] for m in metrics})
-        rows.append(row)
-    if not rows:
-        raise FileNotFoundError(f"sweep={sweep_dir}: no job directory with a metrics.json")
-    return rows
+def write_summary(sweep: str | Path, metrics: list[str] | None = None) -> dict:
+    """The summary files of `sweep`; `metrics` None: every numeric metric the jobs share."""
+    from roadsight.sweep_plots import plot_bars, plot_curves
+
+    sweep = Path(sweep)
+    jobs = collect(sweep, metrics or [])
+    metrics = list(metrics) if metrics else numeric_metrics(jobs)
+    rows = group_stats(jobs, metrics)
+    job_rows = [{"job": j.path.relative_to(sweep).as_posix(), "overrides": " ".join(j.overrides),
+                 "status": j.status, "error": j.error or "",
+                 **{m: j.metrics.get(m, "") for m in metrics}} for j in jobs]
+    atomic_write_bytes(sweep / "summary.csv", _csv(rows))
+    atomic_write_bytes(sweep / "jobs.csv", _csv(job_rows))
+    atomic_write_bytes(sweep / "summary.md", markdown(rows, jobs, metrics, str(sweep)).encode())
+    plot_bars(rows, metrics, sweep / "summary_bars.png")
+    plot_curves(jobs, sweep / "summary_curves.png")
+    return {"rows": rows, "jobs": jobs, "metrics": metrics}
+
+
+def print_table(summary: dict, sweep: str) -> None:
+    table = Table(title=f"sweep {sweep}")
+    metrics = summary["metrics"]
+    for key in ("overrides", "n", "failed", *metrics):
+        table.add_column(key, justify="left" if key == "overrides" else "right")
+    for r in summary["rows"]:
+        cells = ["-" if math.isnan(r[m]) else f"{r[m]:.3f} +- {r[f'{m}_std']:.3f}"
+                 for m in metrics]
+        # escape: overrides such as data=[a,b] are not rich markup
+        table.add_row(escape(r["overrides"]), str(r["n"]), str(r["failed"]), *cells)
+    console = Console(width=200)
+    console.print(table)
+    for job in summary["jobs"]:
+        if job.status != "ok":
+            console.print(f"failed: {escape(job.path.name)} ({job.status}): {escape(job.error)}")
 
 
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="summarize")
@@ -68,21 +91,9 @@ def main(cfg: DictConfig) -> None:
     run = RunRecord(check_writable(HydraConfig.get().runtime.output_dir), "summarize", None)
     with run.reporting():
         try:
-            rows = collect(cfg.sweep, list(cfg.metrics))
+            summary = write_summary(cfg.sweep, list(cfg.metrics) if cfg.metrics else None)
         except (FileNotFoundError, KeyError) as e:  # a wrong sweep= or metrics=: bad input
             raise UserInputError(e.args[0]) from e
-    table = Table(title=f"sweep {cfg.sweep}")
-    for key in rows[0]:
-        table.add_column(key, justify="left" if key in ("job", "overrides") else "right")
-    for row in rows:
-        # escape: overrides such as data=[a,b] are not rich markup
-        table.add_row(
-            *(f"{v:.3f}" if isinstance(v, float) else escape(str(v)) for v in row.values())
-        )
-    Console(width=200).print(table)
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=list(rows[0]))
-    writer.writeheader()
-    writer.writerows(rows)
-    atomic_write_bytes(Path(cfg.sweep) / "summary.csv", buf.getvalue().encode())
-    run.finish("ok", jobs=len(rows))
+    print_table(summary, cfg.sweep)
+    failed = sum(j.status != "ok" for j in summary["jobs"])
+    run.finish("ok", jobs=len(summary["jobs"]), failed=failed)

@@ -41,3 +41,37 @@ def test_missing_metric_or_sweep_is_named(sweep, tmp_path):
         collect(sweep, ["mAP75"])
     with pytest.raises(FileNotFoundError, match="no such directory"):
         collect(tmp_path / "nowhere", ["mAP50"])
+
+
+def write_job(root, name, overrides, metrics=None, run=None):
+    d = root / name
+    (d / ".hydra").mkdir(parents=True)
+    (d / ".hydra" / "overrides.yaml").write_text("".join(f"- {o}\n" for o in overrides))
+    if metrics is not None:
+        (d / "metrics.json").write_text(json.dumps(metrics))
+    (d / "run.json").write_text(json.dumps(run or {"status": "ok"}))
+
+
+def test_seeds_are_grouped_and_failed_jobs_listed(tmp_path):
+    from roadsight.summarize import write_summary
+
+    returns = {("ppo", 0): 1.0, ("ppo", 1): 3.0, ("ppo", 2): 5.0, ("dqn", 0): 2.0}
+    for k, ((agent, seed), r) in enumerate(returns.items()):
+        write_job(tmp_path, f"{k}_agent={agent},seed={seed}", [f"agent={agent}", f"seed={seed}"],
+                  {"return_mean": r, "crash_rate": 0.5})
+    write_job(tmp_path, "4_agent=dqn,seed=1", ["agent=dqn", "seed=1"],
+              run={"status": "failed", "error": "RuntimeError('boom')"})
+    write_summary(tmp_path, ["return_mean"])
+    rows = {r["overrides"]: r for r in csv.DictReader((tmp_path / "summary.csv").open())}
+    assert set(rows) == {"agent=ppo", "agent=dqn"}
+    ppo = rows["agent=ppo"]
+    assert (int(ppo["n"]), int(ppo["failed"])) == (3, 0)
+    assert float(ppo["return_mean"]) == pytest.approx(3.0)
+    assert float(ppo["return_mean_std"]) == pytest.approx(2.0)
+    assert 1.0 <= float(ppo["return_mean_lo"]) < 3.0 < float(ppo["return_mean_hi"]) <= 5.0
+    assert (int(rows["agent=dqn"]["n"]), int(rows["agent=dqn"]["failed"])) == (1, 1)
+    md = (tmp_path / "summary.md").read_text()
+    assert "3.000 +- 2.000" in md and "RuntimeError('boom')" in md
+    jobs = list(csv.DictReader((tmp_path / "jobs.csv").open()))
+    assert len(jobs) == 5 and jobs[4]["status"] == "failed"
+    assert (tmp_path / "summary_bars.png").stat().st_size > 0

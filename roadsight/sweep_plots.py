@@ -1,0 +1,84 @@
+"""A sweep summary's plots: bars of the final metrics per group, learning curves with seed bands
+from each job's TensorBoard logs (`<job>/tb/`, SB3's `rollout/ep_rew_mean` and `eval/...`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from roadsight.sweep_summary import Job
+
+CURVE_TAGS = ("rollout/ep_rew_mean", "eval/mean_reward")
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_bars(rows: list[dict], metrics: list[str], out: Path) -> Path | None:
+    """One panel per metric: the mean per group with its bootstrap interval."""
+    if not rows or not metrics:
+        return None
+    plt = _pyplot()
+    fig, axes = plt.subplots(len(metrics), 1, figsize=(max(6, 1.2 * len(rows)), 3 * len(metrics)),
+                             squeeze=False)
+    labels = [r["overrides"].replace(" ", "\n") or "(none)" for r in rows]
+    for ax, m in zip(axes[:, 0], metrics, strict=True):
+        mean = np.array([r[m] for r in rows], float)
+        err = np.array([[r[m] - r[f"{m}_lo"] for r in rows], [r[f"{m}_hi"] - r[m] for r in rows]])
+        ax.bar(range(len(rows)), np.nan_to_num(mean), yerr=np.nan_to_num(err), capsize=4)
+        ax.set_xticks(range(len(rows)), labels, fontsize=7)
+        ax.set_ylabel(m)
+    axes[0, 0].set_title("final metrics: mean over seeds, 95% bootstrap interval")
+    fig.tight_layout()
+    fig.savefig(out, dpi=100)
+    plt.close(fig)
+    return out
+
+
+def read_scalars(tb_dir: Path, tags: tuple[str, ...] = CURVE_TAGS) -> dict[str, np.ndarray]:
+    """tag -> (K, 2) [step, value] from every event file under `tb_dir` (runs concatenated)."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    found: dict[str, list] = {}
+    for events in sorted(tb_dir.rglob("events.out.tfevents.*")):
+        acc = EventAccumulator(str(events), size_guidance={"scalars": 0})
+        acc.Reload()
+        for tag in set(tags) & set(acc.Tags().get("scalars", [])):
+            found.setdefault(tag, []).extend((e.step, e.value) for e in acc.Scalars(tag))
+    return {t: np.array(sorted(v), float) for t, v in found.items() if v}
+
+
+def plot_curves(jobs: list[Job], out: Path, tags: tuple[str, ...] = CURVE_TAGS) -> Path | None:
+    """Per tag, a line per group: the mean over its seeds, on the steps of its first seed (the
+    others interpolated), with a band of the seeds' min..max. None if no job has TensorBoard
+    logs."""
+    curves: dict[str, dict[str, list[np.ndarray]]] = {}
+    for job in jobs:
+        if (job.path / "tb").is_dir():
+            for tag, xy in read_scalars(job.path / "tb", tags).items():
+                curves.setdefault(tag, {}).setdefault(job.group, []).append(xy)
+    if not curves:
+        return None
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, len(curves), figsize=(6 * len(curves), 4), squeeze=False)
+    for ax, (tag, groups) in zip(axes[0], sorted(curves.items()), strict=True):
+        for group, seeds in groups.items():
+            steps = seeds[0][:, 0]
+            ys = np.stack([np.interp(steps, s[:, 0], s[:, 1]) for s in seeds])
+            (line,) = ax.plot(steps, ys.mean(0), label=f"{group or '(none)'} (n={len(seeds)})")
+            if len(seeds) > 1:
+                ax.fill_between(steps, ys.min(0), ys.max(0), color=line.get_color(), alpha=0.2)
+        ax.set_title(tag)
+        ax.set_xlabel("env steps")
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(out, dpi=100)
+    plt.close(fig)
+    return out

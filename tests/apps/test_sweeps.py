@@ -1,0 +1,144 @@
+"""Multiruns of roadsight commands through the launchers of conf/hydra/launcher/ (joblib,
+submitit_local, a real single-node SLURM cluster), a failing job, an Optuna study that resumes."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from roadsight.launch import SweepJobs, job_dir_name, job_threads
+
+ROADSIGHT = str(Path(sys.executable).with_name("roadsight"))
+ENV = {**os.environ, "SDL_VIDEODRIVER": "offscreen"}
+RECORD_2X2 = ("episodes=1", "max_steps=2", "seed=0,1", "camera=bev,front")
+
+
+def roadsight(*args: str, check: bool = True) -> subprocess.CompletedProcess:
+    proc = subprocess.run([ROADSIGHT, *args], capture_output=True, text=True, timeout=600,
+                          env=ENV)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"roadsight {' '.join(args)} failed:\n{proc.stderr[-3000:]}")
+    return proc
+
+
+def summary_rows(sweep: Path) -> dict[str, dict]:
+    roadsight("summarize", f"sweep={sweep}", "metrics=[annotations,images]")
+    return {r["overrides"]: r for r in csv.DictReader((sweep / "summary.csv").open())}
+
+
+def check_2x2(sweep: Path) -> None:
+    """4 job dirs named from their overrides; the summary groups them by camera over 2 seeds."""
+    jobs = sorted(p for p in sweep.iterdir() if (p / ".hydra").is_dir())
+    assert [p.name.split("_", 1)[0] for p in jobs] == ["0", "1", "2", "3"]
+    assert all("seed=" in p.name and "camera=" in p.name for p in jobs)
+    boxes: dict[str, list[int]] = {}
+    for job in jobs:
+        camera = "camera=bev" if "camera=bev" in job.name else "camera=front"
+        boxes.setdefault(camera, []).append(json.loads((job / "metrics.json").read_text())[
+            "annotations"])
+    rows = summary_rows(sweep)
+    assert len(rows) == 2
+    for camera, values in boxes.items():
+        (row,) = [r for key, r in rows.items() if camera in key.split()]
+        assert int(row["n"]) == 2 and int(row["failed"]) == 0
+        assert float(row["annotations"]) == pytest.approx(sum(values) / 2)
+    assert "n seeds" in (sweep / "summary.md").read_text()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("launcher", ["joblib", "submitit_local"])
+def test_2x2_record_sweep_on_this_machine(tmp_path, launcher):
+    roadsight("record", "-m", f"hydra/launcher={launcher}", *RECORD_2X2,
+              f"hydra.sweep.dir={tmp_path}")
+    check_2x2(tmp_path)
+
+
+@pytest.mark.slow
+def test_2x2_record_sweep_on_a_real_slurm_cluster(tmp_path):
+    if shutil.which("sinfo") is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("CI=true but no SLURM: .ci/run starts it with scripts/slurm-up")
+        pytest.skip("no SLURM here (sinfo missing): scripts/slurm-up starts a one-node cluster")
+    roadsight("record", "-m", "hydra/launcher=submitit_slurm", "hydra.launcher.partition=debug",
+              *RECORD_2X2, f"hydra.sweep.dir={tmp_path}")
+    assert list((tmp_path / ".submitit").iterdir())  # the jobs went through sbatch
+    check_2x2(tmp_path)
+
+
+def test_slurm_without_partition_names_the_key(tmp_path):
+    proc = roadsight("record", "-m", "hydra/launcher=submitit_slurm", "seed=0,1",
+                     f"hydra.sweep.dir={tmp_path}", check=False)
+    assert proc.returncode != 0
+    assert proc.stderr.strip().splitlines()[-1].startswith(
+        "roadsight: hydra.launcher.partition: no value given")
+    assert not tmp_path.exists() or not list(tmp_path.iterdir())
+
+
+@pytest.mark.slow
+def test_a_failing_job_does_not_stop_the_others_and_is_reported(tmp_path):
+    proc = roadsight("record", "-m", "hydra/launcher=joblib", "episodes=1", "max_steps=2",
+                     "record.every=1,0", "seed=0,1", f"hydra.sweep.dir={tmp_path}", check=False)
+    assert proc.returncode != 0
+    done = sorted(p.name for p in tmp_path.glob("*/metrics.json"))
+    assert len(done) == 2  # the every=1 jobs, both seeds
+    rows = summary_rows(tmp_path)
+    (bad,) = [r for key, r in rows.items() if "record.every=0" in key]
+    assert int(bad["failed"]) == 2 and int(bad["n"]) == 0
+    jobs = list(csv.DictReader((tmp_path / "jobs.csv").open()))
+    failed = [j for j in jobs if j["status"] != "ok"]
+    assert len(failed) == 2 and all("record.every=0" in j["error"] for j in failed)
+    assert "Failed jobs (2)" in (tmp_path / "summary.md").read_text()
+
+
+@pytest.mark.slow
+def test_optuna_study_completes_and_resumes_from_its_storage(tmp_path):
+    optuna = pytest.importorskip("optuna")  # the `sweep` extra; `make install` has it
+    args = ("train", "-m", "+hparams_search=ppo_urban", "hydra/launcher=joblib",
+            "hydra.sweeper.n_trials=3", "agent.n_steps=choice(16,32)", "total_timesteps=32",
+            "agent.batch_size=16", "agent.n_epochs=1", "env.config.duration=5",
+            "eval_episodes=1", "n_envs=1", "eval_freq=0", "checkpoint_freq=0", "extractor=mlp",
+            "progress_bar=false", "device=cpu", f"hydra.sweep.dir={tmp_path}")
+    storage = f"sqlite:///{tmp_path}/optuna.db"
+    roadsight(*args)
+    trials = optuna.load_study(study_name="ppo_urban", storage=storage).trials
+    assert [t.state.name for t in trials] == ["COMPLETE"] * 3
+    roadsight(*args)  # the same command again: 3 more trials in the same study
+    trials = optuna.load_study(study_name="ppo_urban", storage=storage).trials
+    assert [t.state.name for t in trials] == ["COMPLETE"] * 6
+    values = sorted(t.value for t in trials)
+    returned = sorted(json.loads(p.read_text())["return_mean"]
+                      for p in tmp_path.glob("*/metrics.json"))
+    assert values == pytest.approx(returned)  # the objective is the train app's return_mean
+
+
+def test_job_threads_share_the_cores(monkeypatch):
+    assert job_threads(None, 2, cores=8) == 4
+    assert job_threads(None, 3, cores=2) == 1
+    assert job_threads(3, 2, cores=8) == 3  # SLURM's cpus_per_task wins
+    assert job_threads(None, -1, cores=8) == 1
+    import torch
+
+    monkeypatch.setenv("OMP_NUM_THREADS", "99")
+    before = torch.get_num_threads()
+    try:
+        SweepJobs(parallel_jobs=os.cpu_count()).on_job_start(config=None)
+        assert os.environ["OMP_NUM_THREADS"] == "1" and torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_job_dir_names_are_short_unique_and_flat():
+    assert job_dir_name(3, "agent=dqn,seed=1") == "3_agent=dqn,seed=1"
+    assert job_dir_name(0, "agent.learning_rate=0.00012520653814999459") == (
+        "0_agent.learning_rate=0.0001252")
+    long_a, long_b = "x=" + "a" * 300, "x=" + "a" * 299 + "b"
+    a, b = job_dir_name(0, long_a), job_dir_name(0, long_b)
+    assert len(a) <= 120 and a != b
+    assert "/" not in job_dir_name(1, "out=a/b")
