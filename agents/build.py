@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,20 +19,28 @@ from omegaconf import DictConfig, OmegaConf
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.monitor import Monitor
 from stable_baselines3.common.on_policy_algorithm import OnPolicyAlgorithm
-from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv
+from stable_baselines3.common.vec_env import (
+    DummyVecEnv,
+    SubprocVecEnv,
+    VecEnv,
+    VecFrameStack,
+    VecTransposeImage,
+)
 
 from agents.perceive import (
     DetectionSource,
     DetectorSource,
     KinematicsVecEnv,
     ObjectsVecEnv,
-    ObservationVecEnv,
 )
 from agents.seeding import EpisodeSeeds
 from roadsight.errors import ConfigError
 
 log = logging.getLogger(__name__)
-OBSERVATIONS = ("kinematics", "objects")
+OBSERVATIONS = ("kinematics", "objects", "embedding", "pixels")
+OBJECT_LISTS = ("kinematics", "objects")  # one layout: a policy may be evaluated on either
+NEEDS_DETECTOR = ("objects", "embedding")
+OBSERVATION_FILE = "observation.json"  # the observation a run's policy was trained on
 
 
 def worker_env(env_cfg: dict, camera_cfg: dict, stride: int, scene_range: float | None) -> gym.Env:
@@ -66,6 +75,7 @@ class Perception:
     sha256: str
     score_thresh: object  # the thresholds decoding applies (one number or per class name)
     backend: str
+    detector: object = None  # the perception.backends.Detector (embedding's feature map)
 
     def to_json(self) -> dict:
         thresh = self.score_thresh
@@ -90,7 +100,8 @@ def detector_checkpoint(cfg: DictConfig, camera: str) -> Path:
 
 
 def load_perception(cfg: DictConfig, camera: str, out_dir: str | Path) -> Perception:
-    """The detector for `observation=objects`: checkpoint, backend, device, per-class thresholds."""
+    """The detector for `observation=objects|embedding`: checkpoint, backend, device, per-class
+    thresholds; embedding needs the torch backend (the feature map)."""
     from perception.backends import load_detector
     from perception.checkpoint import load_checkpoint
     from perception.decode import DecodeOptions
@@ -101,13 +112,16 @@ def load_perception(cfg: DictConfig, camera: str, out_dir: str | Path) -> Percep
     cam = instantiate(cfg.camera)
     check_camera_choice(state, cam.names, tuple(cam.image_shape[:2]), path, camera)
     p = cfg.perception
+    if cfg.observation.name == "embedding" and p.backend != "torch":
+        raise ConfigError(f"perception.backend={p.backend}: observation=embedding needs the "
+                          f"detector's feature map; choose perception.backend=torch")
     thresh = p.score_thresh  # null: the checkpoint's per-class F1-best thresholds, else 0.3
     options = DecodeOptions(OmegaConf.to_object(thresh) if OmegaConf.is_config(thresh)
                             else thresh, p.topk, p.peak_iou, p.snap_px).for_checkpoint(state)
     detector, _ = load_detector(path, p.backend, p.get("onnx"), cfg.device, options,
                                 export_dir=p.get("export_dir") or out_dir)
     return Perception(DetectorSource(detector), str(path), sha256(path), options.thresh,
-                      p.backend)
+                      p.backend, detector)
 
 
 def policy_dt(venv: VecEnv) -> float:
@@ -116,26 +130,37 @@ def policy_dt(venv: VecEnv) -> float:
 
 
 def wrap_observation(cfg: DictConfig, venv: VecEnv, perception: Perception | None = None,
-                     reseed: int | None = None) -> ObservationVecEnv:
+                     reseed: int | None = None) -> VecEnv:
     """The main-process wrapper of `cfg.observation.name` around the workers' venv."""
     obs = cfg.observation
+    if obs.name not in OBSERVATIONS:
+        raise ConfigError(f"observation.name={obs.name!r}; choose from {', '.join(OBSERVATIONS)}")
+    if obs.name == "pixels":
+        from agents.image_obs import PixelsVecEnv
+
+        pixels = PixelsVecEnv(venv, obs.width, obs.height, obs.grey, reseed)
+        return VecTransposeImage(VecFrameStack(pixels, obs.n_stack))
+    if obs.name in NEEDS_DETECTOR and perception is None:
+        raise ValueError(f"observation={obs.name} needs a Perception (load_perception)")
+    if obs.name == "embedding":
+        from agents.image_obs import DetectorFramesVecEnv, EmbeddingVecEnv
+
+        if obs.finetune:
+            return DetectorFramesVecEnv(venv, perception.detector.preprocessor, reseed)
+        return EmbeddingVecEnv(venv, perception.detector, obs.pool, reseed)
     layout = instantiate(obs.layout)
     if obs.name == "kinematics":
         source = "scene_objects" if obs.get("scope", "camera") == "all" else "objects"
         if obs.get("scope", "camera") not in ("camera", "all"):
             raise ConfigError(f"observation.scope={obs.scope!r}; choose camera or all")
         return KinematicsVecEnv(venv, layout, obs.min_visible, source, reseed)
-    if obs.name == "objects":
-        if perception is None:
-            raise ValueError("observation=objects needs a Perception (load_perception)")
-        return ObjectsVecEnv(venv, layout, perception.source, instantiate(obs.tracker),
-                             policy_dt(venv), reseed)
-    raise ConfigError(f"observation.name={obs.name!r}; choose from {', '.join(OBSERVATIONS)}")
+    return ObjectsVecEnv(venv, layout, perception.source, instantiate(obs.tracker),
+                         policy_dt(venv), reseed)
 
 
 def build_env(cfg: DictConfig, n_envs: int, perception: Perception | None = None,
-              reseed: int | None = None) -> ObservationVecEnv:
-    """Workers + the observation wrapper. `reseed`: see ObservationVecEnv (evaluation)."""
+              reseed: int | None = None) -> VecEnv:
+    """Workers + the observation wrapper(s). `reseed`: see ObservationVecEnv (evaluation)."""
     venv = make_vec_env(cfg, n_envs)
     try:
         return wrap_observation(cfg, venv, perception, reseed)
@@ -155,8 +180,27 @@ def rollout_chunk(model: BaseAlgorithm) -> int:
     return freq.frequency * model.n_envs
 
 
-def build_agent(cfg: DictConfig, venv: VecEnv, tensorboard_log: str | None = None
-                ) -> BaseAlgorithm:
+def policy_kwargs(cfg: DictConfig, base: dict, perception: Perception | None) -> dict:
+    """The agent's policy_kwargs for `cfg.observation`: embedding and pixels need their
+    extractor (ConfigError naming it); finetune puts the detector into the extractor."""
+    obs, kwargs = cfg.observation, dict(base)
+    need = obs.get("extractor")
+    if need is not None and cfg.extractor.path != need.path:
+        raise ConfigError(f"observation={obs.name} needs extractor={need.name} (got extractor "
+                          f"{cfg.extractor.path})")
+    if obs.name == "embedding" and obs.finetune:
+        from agents.detector_extractor import DetectorFeatures
+
+        kwargs["features_extractor_class"] = DetectorFeatures
+        kwargs["features_extractor_kwargs"] = {**kwargs.get("features_extractor_kwargs", {}),
+                                               "checkpoint": perception.checkpoint,
+                                               "pool": obs.pool}
+        kwargs["normalize_images"] = False  # DetectorFeatures applies the detector's Normalize
+    return kwargs
+
+
+def build_agent(cfg: DictConfig, venv: VecEnv, tensorboard_log: str | None = None,
+                perception: Perception | None = None) -> BaseAlgorithm:
     """The SB3 algorithm of `cfg.agent` on `venv`, with the run's seed, device and TB dir.
 
     Also checks that total_timesteps is a whole number of rollouts (SB3 never stops mid-rollout,
@@ -165,8 +209,9 @@ def build_agent(cfg: DictConfig, venv: VecEnv, tensorboard_log: str | None = Non
     from roadsight.device import resolve_device_name
 
     algorithm = instantiate(cfg.agent)  # `_partial_: true`: the class with its config bound
+    kwargs = policy_kwargs(cfg, algorithm.keywords.get("policy_kwargs") or {}, perception)
     model = algorithm(env=venv, seed=cfg.seed, tensorboard_log=tensorboard_log,
-                      device=resolve_device_name(cfg.device))
+                      device=resolve_device_name(cfg.device), policy_kwargs=kwargs)
     chunk = rollout_chunk(model)
     if cfg.total_timesteps % chunk:
         up = -(-cfg.total_timesteps // chunk) * chunk
@@ -175,3 +220,39 @@ def build_agent(cfg: DictConfig, venv: VecEnv, tensorboard_log: str | None = Non
                           f"(n_envs={cfg.n_envs}); SB3 would stop at {up}: choose "
                           f"total_timesteps={up}")
     return model
+
+
+LAYOUT_KEYS = ("layout", "pool", "finetune", "width", "height", "grey", "n_stack")
+
+
+def observation_signature(cfg: DictConfig, space: gym.Space,
+                          perception: Perception | None = None) -> dict:
+    """What a policy's input is: the observation mode, its space and layout parameters (and,
+    for embedding, the detector whose features it reads)."""
+    obs = OmegaConf.to_container(cfg.observation, resolve=True)
+    sig = {"observation": obs["name"], "shape": list(space.shape), "dtype": str(space.dtype)}
+    sig.update({k: obs[k] for k in LAYOUT_KEYS if k in obs})
+    if obs["name"] == "embedding" and perception is not None:
+        sig["detector_sha256"] = perception.sha256
+    return sig
+
+
+def check_observation(run_dir: str | Path, signature: dict) -> None:
+    """ConfigError with the reason when the policy of `run_dir` (its observation.json) was
+    trained on another observation layout than `signature` (observation_signature). The object
+    lists of kinematics and objects share one layout: a policy may be run on either."""
+    path = Path(run_dir) / OBSERVATION_FILE
+    try:
+        trained = json.loads(path.read_text())
+    except (OSError, ValueError) as e:
+        raise ConfigError(f"{path}: cannot read the observation the policy was trained on ({e}); "
+                          f"is {run_dir} a `roadsight train` run directory?") from e
+    a, b = trained.get("observation"), signature["observation"]
+    if a != b and not (a in OBJECT_LISTS and b in OBJECT_LISTS):
+        raise ConfigError(f"{path}: the policy was trained on observation={a}, not "
+                          f"observation={b}; set observation={a}")
+    for key in sorted(set(trained) | set(signature)):
+        if key != "observation" and trained.get(key) != signature.get(key):
+            raise ConfigError(f"{path}: the policy was trained on observation={a} with "
+                              f"{key}={trained.get(key)}, this one has {key}={signature.get(key)}; "
+                              f"use the run's observation settings")

@@ -21,6 +21,7 @@ from gymnasium import spaces
 from stable_baselines3.common.vec_env import VecEnv, VecEnvWrapper
 
 from agents.observations import ObjectListLayout
+from agents.perception_metrics import PerceptionCounters
 from perception.decode import Detections
 from perception.geometry import boxes_to_ego
 from sim.types import CLASSES, ObjectTruth
@@ -130,7 +131,8 @@ class ObjectsVecEnv(ObservationVecEnv):
     """The perceived object list: detector -> back-projection -> tracker per env -> layout.
 
     `make_tracker()` builds one perception.track tracker per env; `dt` [s] is the time between
-    two policy steps (1 / policy_frequency).
+    two policy steps (1 / policy_frequency). `counters` (agents.perception_metrics) count
+    detection recall / precision and track id switches against the ground truth.
     """
 
     def __init__(self, venv: VecEnv, layout: ObjectListLayout, source: DetectionSource,
@@ -138,6 +140,7 @@ class ObjectsVecEnv(ObservationVecEnv):
         super().__init__(venv, layout.observation_space, reseed)
         self.layout, self.source, self.dt = layout, source, float(dt)
         self.trackers = [make_tracker() for _ in range(self.num_envs)]
+        self.counters = PerceptionCounters()
 
     def observe(self, items: Sequence[Item]) -> np.ndarray:
         per_item = [_per_camera(it) for it in items]
@@ -145,11 +148,12 @@ class ObjectsVecEnv(ObservationVecEnv):
         truth = [objs for _, _, lists in per_item for objs in lists]
         dets = iter(self.source(images, truth))  # one batched call for the whole vector step
         out = []
-        for it, (_, cameras, _) in zip(items, per_item, strict=True):
+        for it, (_, cameras, truths) in zip(items, per_item, strict=True):
             xy, cls, score, boxes = [], [], [], []
-            for camera in cameras:
+            for camera, objs in zip(cameras, truths, strict=True):
                 d = next(dets)
                 xy.append(boxes_to_ego(d.boxes, camera, d.cls))
+                self.counters.add_detections(xy[-1], d.cls, objs)
                 cls.append(d.cls)
                 score.append(d.score)
                 boxes.append(d.boxes)
@@ -162,5 +166,7 @@ class ObjectsVecEnv(ObservationVecEnv):
                                     np.concatenate(score)[ok],
                                     np.concatenate(boxes).reshape(-1, 4)[ok],
                                     it.info["ego"], self.dt)
+            seen = {o.track_id: o for objs in truths for o in objs}  # a rig: once per object
+            self.counters.add_tracks(it.env, it.start, tracks, list(seen.values()))
             out.append(self.layout.from_tracks(tracks, it.info["ego"]))
         return np.stack(out)

@@ -18,16 +18,20 @@ log = logging.getLogger(__name__)
 GROUPS = ("env", "camera", "observation", "agent", "extractor")
 
 
-def unknown_choice(argv: list[str], conf_dir: Path = CONF_DIR) -> str | None:
+def unknown_choice(argv: list[str], conf_dir: Path = CONF_DIR,
+                   groups: tuple[str, ...] = GROUPS) -> str | None:
     """"agent=foo: no such option; choose from dqn, ppo" for the first command-line override
-    of a config group that names no file of that group, else None (Hydra's own message spans
-    a dozen lines)."""
+    of a config group (of `groups`) that names no file of that group (a sweep's a,b: each),
+    else None (Hydra's own message spans a dozen lines)."""
     for arg in argv:
         key, eq, value = arg.partition("=")
         key = key.lstrip("+~")
-        if eq and key in GROUPS and not (conf_dir / key / f"{value}.yaml").is_file():
-            choices = sorted(p.stem for p in (conf_dir / key).glob("*.yaml"))
-            return f"{key}={value}: no such option; choose from {', '.join(choices)}"
+        if not eq or key not in groups:
+            continue
+        for v in value.split(","):
+            if v != "null" and not (conf_dir / key / f"{v}.yaml").is_file():
+                choices = sorted(p.stem for p in (conf_dir / key).glob("*.yaml"))
+                return f"{key}={v}: no such option; choose from {', '.join(choices)}"
     return None
 
 

@@ -13,11 +13,22 @@ from pathlib import Path
 from omegaconf import DictConfig
 from stable_baselines3.common.callbacks import EvalCallback
 
-from agents.build import Perception, build_agent, build_env, load_perception
+from agents.build import (
+    NEEDS_DETECTOR,
+    OBSERVATION_FILE,
+    Perception,
+    build_agent,
+    build_env,
+    check_observation,
+    load_perception,
+    observation_signature,
+)
 from agents.callbacks import AtomicCheckpoint, SaveBest, checkpoints, save_model
 from agents.episodes import policy_actions, run_episodes
+from agents.perception_metrics import PerceptionMetrics
 from agents.seeding import EVAL_SEED_BASE, train_seed_base
 from roadsight.errors import ConfigError
+from roadsight.io import atomic_write_json
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +52,7 @@ def train_policy(cfg: DictConfig, out: Path, camera: str = "bev") -> dict:
     if cfg.get("threads"):
         torch.set_num_threads(cfg.threads)
     perception: Perception | None = None
-    if cfg.observation.name == "objects":
+    if cfg.observation.name in NEEDS_DETECTOR:
         perception = load_perception(cfg, camera, out)
     last = checkpoints(out / "checkpoints")[-1:] if cfg.resume else []
     if cfg.resume and not last:
@@ -49,7 +60,11 @@ def train_policy(cfg: DictConfig, out: Path, camera: str = "bev") -> dict:
     venv = build_env(cfg, cfg.n_envs, perception)
     eval_env = build_env(cfg, 1, perception, reseed=EVAL_SEED_BASE)
     try:
-        model = build_agent(cfg, venv, str(out / "tb"))
+        model = build_agent(cfg, venv, str(out / "tb"), perception)
+        signature = observation_signature(cfg, model.observation_space, perception)
+        if last:  # the checkpoint's policy must read what this config builds
+            check_observation(out, signature)
+        atomic_write_json(out / OBSERVATION_FILE, signature)
         if last:
             model = type(model).load(last[0].model, env=venv, device=model.device,
                                      tensorboard_log=str(out / "tb"))
@@ -58,7 +73,8 @@ def train_policy(cfg: DictConfig, out: Path, camera: str = "bev") -> dict:
             log.info("resuming from %s at step %d", last[0].model, model.num_timesteps)
         done = model.num_timesteps if last else 0
         venv.seed(train_seed_base(cfg.seed, done, cfg.n_envs))  # after SB3's own env.seed(seed)
-        callbacks = [AtomicCheckpoint(out / "checkpoints", cfg.checkpoint_freq)]
+        callbacks = [AtomicCheckpoint(out / "checkpoints", cfg.checkpoint_freq),
+                     PerceptionMetrics()]
         evaluator = None
         if cfg.eval_freq:
             evaluator = EvalCallback(eval_env, n_eval_episodes=cfg.eval_episodes,

@@ -45,6 +45,14 @@ class TorchBackend:
         out = self.model(x.to(self.device, non_blocking=True))
         return tuple(o.float().cpu() for o in out)
 
+    @torch.inference_mode()
+    def with_features(self, x: torch.Tensor) -> tuple[Outputs, torch.Tensor]:
+        """ONE forward: `__call__`'s outputs (on the CPU) and the neck feature map
+        (B, C, H/s, W/s), left on the backend's device (the caller pools it there)."""
+        out, feats = self.model.model(x.to(self.device, non_blocking=True), return_features=True)
+        heads = (torch.sigmoid(out.heatmap), out.size, out.offset)  # as ExportWrapper
+        return tuple(o.float().cpu() for o in heads), feats
+
 
 class OnnxBackend:
     """The same contract through onnxruntime on an exported `detector.onnx`."""
@@ -80,17 +88,35 @@ class Detector:
 
     def detect_batch(self, x: torch.Tensor, letterboxes: Sequence) -> list[Detections]:
         """Already preprocessed (B, 3, H, W) batch and its letterboxes -> Detections per image."""
-        heat, size, offset = self.backend(x)
+        return self._decode(self.backend(x), x, letterboxes)
+
+    def _decode(self, outputs: Outputs, x: torch.Tensor, letterboxes: Sequence
+                ) -> list[Detections]:
+        heat, size, offset = outputs
         stride = x.shape[-2] // heat.shape[-2]  # the model's output stride, from the shapes
         decoded = self.options.decode(heat, size, offset, stride)
         return [to_image_detections(*d, lb, self.options.snap_px)
                 for d, lb in zip(decoded, letterboxes, strict=True)]
 
+    def prepare(self, images: Sequence[np.ndarray]) -> tuple[torch.Tensor, list]:
+        """(H, W, 3) uint8 RGB images -> the (B, 3, H', W') batch and its letterboxes."""
+        prepared = [prepare_image(im, self.preprocessor) for im in images]
+        return torch.stack([p[0] for p in prepared]), [p[1] for p in prepared]
+
     def __call__(self, images: Sequence[np.ndarray]) -> list[Detections]:
         """(H, W, 3) uint8 RGB images (same input size after preprocessing) -> Detections."""
-        prepared = [prepare_image(im, self.preprocessor) for im in images]
-        x = torch.stack([p[0] for p in prepared])
-        return self.detect_batch(x, [p[1] for p in prepared])
+        return self.detect_batch(*self.prepare(images))
+
+    def detect_with_features(self, images: Sequence[np.ndarray]
+                             ) -> tuple[list[Detections], torch.Tensor]:
+        """Detections and the neck feature map (B, C, h, w) (on the backend's device) from ONE
+        forward pass; the torch backend only (an exported ONNX model has no feature output)."""
+        if not hasattr(self.backend, "with_features"):
+            raise ConfigError(f"the {getattr(self.backend, 'name', '?')} backend returns no "
+                              f"feature map; use perception.backend=torch")
+        x, letterboxes = self.prepare(images)
+        outputs, feats = self.backend.with_features(x)
+        return self._decode(outputs, x, letterboxes), feats
 
 
 def input_hw(preprocessor) -> tuple[int, int]:

@@ -64,13 +64,15 @@ def test_kinematics_mlp_ppo_trains_saves_and_reloads(tmp_path):
         "observation=kinematics",
         "extractor=mlp",
         "agent=ppo",
-        "agent.n_steps=64",
+        "agent.n_steps=32",
+        "agent.batch_size=32",
+        "agent.n_epochs=2",
         "n_envs=1",
-        "total_timesteps=192",
+        "total_timesteps=64",
     )
-    model, venv, _ = train(cfg, 192)
+    model, venv, _ = train(cfg, 64)
     try:
-        assert model.num_timesteps == 192
+        assert model.num_timesteps == 64
         assert venv.observation_space.shape == (16, 9)
         same_actions(model, tmp_path / "ppo.zip", venv)
     finally:
@@ -176,11 +178,11 @@ def test_batched_perception_equals_per_env_perception():
 @pytest.mark.slow
 def test_objects_attention_dqn_trains_saves_and_reloads(tmp_path):
     cfg = config("observation=objects", "extractor=attention", "agent=dqn", "n_envs=1",
-                 "agent.learning_starts=50", "total_timesteps=150")
+                 "agent.learning_starts=32", "agent.buffer_size=200", "total_timesteps=64")
     perception = load_perception(cfg, "bev", tmp_path)
-    model, venv, _ = train(cfg, 150, perception=perception)
+    model, venv, _ = train(cfg, 64, perception=perception)
     try:
-        assert model.num_timesteps == 150
+        assert model.num_timesteps == 64
         same_actions(model, tmp_path / "dqn.zip", venv)
     finally:
         venv.close()

@@ -76,7 +76,9 @@ def test_run_dir_artefacts_and_best_model(tmp_path):
 @pytest.mark.parametrize(("args", "message"), [
     (("agent=sarsa",), "roadsight train: agent=sarsa: no such option; choose from dqn, ppo"),
     (("extractor=cnn",), "roadsight train: extractor=cnn: no such option; choose from "
-                         "attention, mlp"),
+                         "attention, feature_cnn, mlp, nature_cnn"),
+    (("observation=lidar",), "roadsight train: observation=lidar: no such option; choose from "
+                             "embedding, kinematics, objects, pixels"),
     (("observation=objects", "perception.checkpoint=/nonexistent/det.pt"),
      "roadsight train: perception.checkpoint=/nonexistent/det.pt does not exist"),
 ])
