@@ -37,12 +37,17 @@ def unknown_choice(argv: list[str], conf_dir: Path = CONF_DIR,
 
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="train")
 def app(cfg: DictConfig) -> float:
+    from agents.finished import config_digest, finished_metrics, resume_flag
     from agents.training import train_policy
 
     out = check_writable(Path(HydraConfig.get().runtime.output_dir))  # before any training
+    digest = config_digest(cfg)  # of the config as composed, before training fills it in
+    if (stored := finished_metrics(cfg, out)) is not None:  # a resumed sweep: done already
+        return float(stored[cfg.optimized_metric])
     run = RunRecord(out, "train", cfg.seed, cfg.device)
     with run.reporting():
         camera = HydraConfig.get().runtime.choices.get("camera") or "bev"
+        cfg.resume = resume_flag(cfg.resume, out)  # auto: when OUT holds checkpoints
         metrics = train_policy(cfg, out, camera)
         if cfg.optimized_metric not in metrics:
             from roadsight.errors import ConfigError
@@ -51,7 +56,8 @@ def app(cfg: DictConfig) -> float:
                               f"choose from {', '.join(sorted(metrics))}")
     atomic_write_json(out / "metrics.json", metrics)
     run.finish(status="ok", total_timesteps=metrics["total_timesteps"],
-               return_mean=metrics["return_mean"], detector=metrics.get("detector"))
+               return_mean=metrics["return_mean"], detector=metrics.get("detector"),
+               config_sha256=digest)
     log.info("return %.2f +- %.2f, crash rate %.2f; run in %s", metrics["return_mean"],
              metrics["return_std"], metrics["crash_rate"], out)
     return float(metrics[cfg.optimized_metric])

@@ -80,6 +80,21 @@ def unknown_env_key(argv: list[str], config_name: str, conf_dir: Path = CONF_DIR
     return None
 
 
+def unknown_launcher(argv: list[str], conf_dir: Path = CONF_DIR) -> str | None:
+    """"hydra/launcher=foo: no such launcher; choose from ..." (conf/hydra/launcher/ and Hydra's
+    own `basic`), else None."""
+    for arg in argv:
+        key, eq, value = arg.partition("=")
+        if eq and key.lstrip("+~") == "hydra/launcher":
+            choices = sorted({"basic", *(p.stem for p in (conf_dir / "hydra" / "launcher")
+                                         .glob("*.yaml"))})
+            if value not in choices:
+                return f"hydra/launcher={value}: no such launcher; choose from {', '.join(choices)}"
+    return None
+
+
 def check_overrides(argv: list[str], config_name: str, conf_dir: Path = CONF_DIR) -> str | None:
-    """The first problem `unknown_choice` or `unknown_env_key` finds in `argv`, else None."""
-    return unknown_choice(argv, conf_dir) or unknown_env_key(argv, config_name, conf_dir)
+    """The first problem `unknown_choice`, `unknown_launcher` or `unknown_env_key` finds in
+    `argv`, else None."""
+    return (unknown_choice(argv, conf_dir) or unknown_launcher(argv, conf_dir)
+            or unknown_env_key(argv, config_name, conf_dir))

@@ -31,20 +31,29 @@ TINY: dict[str, dict[str, str]] = {
               "cameras.envs": "[highway-fast-v0]", "detector.cameras": "[bev]",
               "detector.batches": "[1]", "detector.repeats": "1", "detector.env_steps": "1",
               "fairness.episodes": "1"},
+    "train": {"total_timesteps": "16", "agent.n_steps": "16", "agent.batch_size": "16",
+              "agent.n_epochs": "1", "n_envs": "1", "eval_episodes": "1", "eval_freq": "0",
+              "checkpoint_freq": "0", "env.config.duration": "5", "progress_bar": "false",
+              "seed": "0"},
 }
+# keys replaced only where an example sets them: a GPU cluster's job made to fit this machine's
+# one-node SLURM (scripts/slurm-up), an Optuna study made one trial
+WHERE_GIVEN = {"hydra.launcher.partition": "debug", "hydra.launcher.gpus_per_task": "null",
+               "hydra.launcher.cpus_per_task": "1", "hydra.launcher.mem_gb": "1",
+               "device": "cpu", "hydra.sweeper.n_trials": "1"}
 # run order: an example's placeholders point at what an earlier one wrote
-ORDER = ["--help", "record", "train-detector", "val-detector", "detect", "export", "summarize",
-         "bench"]
+ORDER = ["--help", "record", "train-detector", "val-detector", "detect", "export", "train",
+         "summarize", "bench"]
 
 
 def readme_examples() -> list[str]:
     text = (REPO_ROOT / "README.md").read_text().split("\n## Results")[0]
     examples, in_bash = [], False
-    for line in text.splitlines():
-        if line.startswith("```"):
+    for line in text.replace("\\\n", " ").splitlines():  # continued lines joined
+        if line.strip().startswith("```"):
             in_bash = not in_bash and line.strip() == "```bash"
-        elif in_bash and line.startswith("roadsight "):
-            examples.append(line.split(" #")[0].strip())
+        elif in_bash and line.strip().startswith("roadsight "):
+            examples.append(" ".join(line.split(" #")[0].split()))
     for span in re.findall(r"`(roadsight [^`]+)`", text):
         words = span.split()
         if words[1] == "--help" or (words[1] in COMMANDS and len(words) > 2):
@@ -65,6 +74,10 @@ def runnable(example: str, run_dir: Path, made: dict[str, Path]) -> list[str]:
         key, eq, value = word.partition("=")
         if eq and key in tiny:
             value = tiny.pop(key)
+        elif eq and key in WHERE_GIVEN:
+            value = WHERE_GIVEN[key]
+        elif eq and command == "summarize" and key == "sweep":
+            value = str(made["sweep"])
         elif eq and key in ("hydra.run.dir", "hydra.sweep.dir"):
             continue
         elif eq and value in fill:
@@ -98,7 +111,7 @@ def test_readme_examples_run(tmp_path):
             assert json.loads(record.read_text())["status"] == "ok", (example, record)
         if args[0] == "record":
             made.setdefault("dataset", run_dir)
-            if "-m" in args:
-                made["sweep"] = run_dir
-        elif args[0] == "train-detector":
+        if "-m" in args:  # the latest multirun is what `summarize sweep=` reads
+            made["sweep"] = run_dir
+        if args[0] == "train-detector":
             made["checkpoint"] = run_dir / "best.pt"

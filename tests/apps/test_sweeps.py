@@ -1,5 +1,6 @@
 """Multiruns of roadsight commands through the launchers of conf/hydra/launcher/ (joblib,
-submitit_local, a real single-node SLURM cluster), a failing job, an Optuna study that resumes."""
+submitit_local, a real single-node SLURM cluster), a failing job, an Optuna study that resumes,
+a finished train sweep run again that trains nothing."""
 
 from __future__ import annotations
 
@@ -81,6 +82,17 @@ def test_slurm_without_partition_names_the_key(tmp_path):
     assert not tmp_path.exists() or not list(tmp_path.iterdir())
 
 
+
+def test_unknown_launcher_or_experiment_lists_the_choices():
+    from roadsight.overrides import check_overrides
+
+    assert check_overrides(["-m", "hydra/launcher=slurm", "seed=0,1"], "train") == (
+        "hydra/launcher=slurm: no such launcher; choose from basic, joblib, submitit_local, "
+        "submitit_slurm")
+    assert check_overrides(["-m", "experiment=benchmark_urban,nope"], "train") == (
+        "experiment=nope: no such option; choose from benchmark_urban")
+
+
 @pytest.mark.slow
 def test_a_failing_job_does_not_stop_the_others_and_is_reported(tmp_path):
     proc = roadsight("record", "-m", "hydra/launcher=joblib", "episodes=1", "max_steps=2",
@@ -112,10 +124,37 @@ def test_optuna_study_completes_and_resumes_from_its_storage(tmp_path):
     roadsight(*args)  # the same command again: 3 more trials in the same study
     trials = optuna.load_study(study_name="ppo_urban", storage=storage).trials
     assert [t.state.name for t in trials] == ["COMPLETE"] * 6
-    values = sorted(t.value for t in trials)
-    returned = sorted(json.loads(p.read_text())["return_mean"]
-                      for p in tmp_path.glob("*/metrics.json"))
-    assert values == pytest.approx(returned)  # the objective is the train app's return_mean
+    # the objective is the train app's return_mean (a trial that repeats a finished job's
+    # config shares its job dir and returns its stored metric: compare as sets)
+    returned = {json.loads(p.read_text())["return_mean"] for p in tmp_path.glob("*/metrics.json")}
+    assert len(returned) >= 2 and {t.value for t in trials} == returned
+
+
+TINY_TRAIN = ("agent=ppo", "agent.n_steps=16", "agent.batch_size=16", "agent.n_epochs=1",
+              "total_timesteps=16", "env.config.duration=5", "eval_episodes=1", "n_envs=1",
+              "eval_freq=0", "checkpoint_freq=0", "extractor=mlp", "progress_bar=false",
+              "device=cpu")
+
+
+@pytest.mark.slow
+def test_rerunning_a_finished_train_sweep_trains_nothing(tmp_path):
+    args = ("train", "-m", "hydra/launcher=joblib", *TINY_TRAIN, "seed=0,1",
+            f"hydra.sweep.dir={tmp_path}")
+    roadsight(*args)
+    jobs = sorted(p for p in tmp_path.iterdir() if (p / "run.json").is_file())
+    assert len(jobs) == 2
+
+    def state() -> dict:
+        return {str(p.relative_to(tmp_path)): p.stat().st_mtime_ns for job in jobs
+                for p in [job / "run.json", job / "metrics.json", *(job / "tb").rglob("*")]}
+
+    before = state()
+    assert any("tfevents" in k for k in before)
+    roadsight(*args)  # the same sweep again: every job is finished already
+    assert state() == before  # no run.json rewritten, no new TensorBoard events
+    for job in jobs:
+        assert "not training again" in "".join(p.read_text() for p in job.glob("*.log"))
+    # another config in the same dir trains again: tests/agents/test_finished.py
 
 
 def test_job_threads_share_the_cores(monkeypatch):

@@ -1,0 +1,62 @@
+"""agents.finished: which run directories hold a finished run of a config, and resume=auto."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from hydra import compose, initialize_config_dir
+
+from agents.finished import config_digest, finished_metrics, resume_flag
+from roadsight.errors import ConfigError
+from roadsight.paths import CONF_DIR
+
+
+@pytest.fixture(scope="module")
+def cfg():
+    with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
+        return compose("train", overrides=["seed=3"])
+
+
+def finish(out, cfg, status="ok", metrics=None):
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "run.json").write_text(json.dumps({"status": status, "end": "then",
+                                              "config_sha256": config_digest(cfg)}))
+    if metrics is not None:
+        (out / "metrics.json").write_text(json.dumps(metrics))
+
+
+def test_a_finished_run_of_the_same_config_returns_its_metrics(tmp_path, cfg):
+    finish(tmp_path, cfg, metrics={"return_mean": 4.5})
+    assert finished_metrics(cfg, tmp_path) == {"return_mean": 4.5}
+    other = cfg.copy()
+    other.device, other.progress_bar, other.resume = "cuda", False, True  # no effect on results
+    assert finished_metrics(other, tmp_path) == {"return_mean": 4.5}
+
+
+@pytest.mark.parametrize("change", ["seed", "agent.gamma", "total_timesteps"])
+def test_another_config_is_not_finished(tmp_path, cfg, change):
+    finish(tmp_path, cfg, metrics={"return_mean": 4.5})
+    other = cfg.copy()
+    key, _, sub = change.partition(".")
+    node = other[key] if sub else other
+    node[sub or key] = node[sub or key] + 1
+    assert finished_metrics(other, tmp_path) is None
+
+
+def test_an_unfinished_run_is_not_finished(tmp_path, cfg):
+    finish(tmp_path / "failed", cfg, status="failed", metrics={"return_mean": 1.0})
+    finish(tmp_path / "no_metrics", cfg)
+    finish(tmp_path / "other_metric", cfg, metrics={"crash_rate": 0.0})
+    for name in ("failed", "no_metrics", "other_metric", "empty"):
+        assert finished_metrics(cfg, tmp_path / name) is None, name
+
+
+def test_resume_auto_follows_the_checkpoints(tmp_path):
+    assert resume_flag("auto", tmp_path) is False
+    assert resume_flag(True, tmp_path) is True and resume_flag(False, tmp_path) is False
+    (tmp_path / "checkpoints").mkdir()
+    (tmp_path / "checkpoints" / "model_64_steps.zip").write_bytes(b"")
+    assert resume_flag("auto", tmp_path) is True
+    with pytest.raises(ConfigError, match="resume='yes': choose from true, false, auto"):
+        resume_flag("yes", tmp_path)
