@@ -21,10 +21,17 @@ $(STAMP): pyproject.toml | $(BIN)/python
 install: $(STAMP)
 
 # Record an unseen episode, run the shipped bev detector on it (annotated H.264 MP4), score it.
+# The main job: a short perception-driven training run (bev camera -> shipped detector -> tracker
+# -> object list -> PPO), then `roadsight eval` of it and of the IDM driver on the same seeds.
+DEMO ?= outputs/demo
 demo: $(STAMP)
-	$(BIN)/roadsight record env=urban_crossing camera=bev episodes=1 seed=4242 hydra.run.dir=outputs/demo/record
-	$(BIN)/roadsight detect camera=bev source=outputs/demo/record/images hydra.run.dir=outputs/demo/detect
-	$(BIN)/roadsight val-detector camera=bev data=outputs/demo/record hydra.run.dir=outputs/demo/val
+	rm -rf $(DEMO)
+	$(BIN)/roadsight train env=urban_crossing camera=bev observation=objects agent=ppo \
+	    total_timesteps=512 n_envs=2 agent.n_steps=128 eval_freq=0 checkpoint_freq=0 \
+	    eval_episodes=1 seed=0 hydra.run.dir=$(DEMO)/train
+	$(BIN)/roadsight eval run=$(DEMO)/train episodes=3 videos=3 hydra.run.dir=$(DEMO)/eval_policy
+	$(BIN)/roadsight eval driver=idm env=urban_crossing camera=bev episodes=3 videos=3 \
+	    hydra.run.dir=$(DEMO)/eval_idm
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
