@@ -20,7 +20,6 @@ $(STAMP): pyproject.toml | $(BIN)/python
 
 install: $(STAMP)
 
-# Record an unseen episode, run the shipped bev detector on it (annotated H.264 MP4), score it.
 # The main job: a short perception-driven training run (bev camera -> shipped detector -> tracker
 # -> object list -> PPO), then `roadsight eval` of it and of the IDM driver on the same seeds.
 DEMO ?= outputs/demo

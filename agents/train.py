@@ -4,7 +4,6 @@ total_timesteps=N n_envs=K seed=S hydra.run.dir=OUT` (conf/train.yaml documents 
 from __future__ import annotations
 
 import logging
-import sys
 from pathlib import Path
 
 import hydra
@@ -15,24 +14,6 @@ from roadsight.io import RunRecord, atomic_write_json, check_writable
 from roadsight.paths import CONF_DIR
 
 log = logging.getLogger(__name__)
-GROUPS = ("env", "camera", "observation", "agent", "extractor")
-
-
-def unknown_choice(argv: list[str], conf_dir: Path = CONF_DIR,
-                   groups: tuple[str, ...] = GROUPS) -> str | None:
-    """"agent=foo: no such option; choose from dqn, ppo" for the first command-line override
-    of a config group (of `groups`) that names no file of that group (a sweep's a,b: each),
-    else None (Hydra's own message spans a dozen lines)."""
-    for arg in argv:
-        key, eq, value = arg.partition("=")
-        key = key.lstrip("+~")
-        if not eq or key not in groups:
-            continue
-        for v in value.split(","):
-            if v != "null" and not (conf_dir / key / f"{v}.yaml").is_file():
-                choices = sorted(p.stem for p in (conf_dir / key).glob("*.yaml"))
-                return f"{key}={v}: no such option; choose from {', '.join(choices)}"
-    return None
 
 
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="train")
@@ -64,7 +45,5 @@ def app(cfg: DictConfig) -> float:
 
 
 def main() -> None:
-    """Console entry point: a one-line error for an unknown group option, then the Hydra app."""
-    if (problem := unknown_choice(sys.argv[1:])) is not None:
-        sys.exit(f"roadsight train: {problem}")
+    """Console entry point (roadsight.cli checks the overrides, one-line errors, before Hydra)."""
     app()
