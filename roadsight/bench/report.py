@@ -16,6 +16,9 @@ def _fmt(value) -> str:
 
 def print_suite(result: dict, console: Console | None = None) -> None:
     console = console or Console(width=160)
+    if "skipped" in result:
+        console.print(f"suite {result['suite']} skipped: {result['skipped']}")
+        return
     rows = result["rows"]
     table = Table(title=f"suite {result['suite']} ({result['unit']})")
     for key in rows[0]:
@@ -23,3 +26,5 @@ def print_suite(result: dict, console: Console | None = None) -> None:
     for row in rows:
         table.add_row(*(_fmt(v) for v in row.values()))
     console.print(table)
+    for note in result.get("notes", []):
+        console.print(note)

@@ -20,6 +20,8 @@ SUITES = {
     "detector": "roadsight.bench.detector_latency:run_detector_suite",
     "fairness": "roadsight.bench.fairness:run_fairness_suite",
     "sweep": "roadsight.bench.sweep:run_sweep_suite",
+    "train": "roadsight.bench.train_speed:run_train_suite",
+    "gpu": "roadsight.bench.gpu:run_gpu_suite",
 }
 
 
