@@ -119,9 +119,11 @@ def test_bad_settings_end_in_one_line_and_an_error_record(tmp_path, images):
     assert not (tmp_path / "nowhere").exists()  # summarize did not create the mistyped sweep
 
 
-def test_unknown_env_key_without_plus_is_refused_by_hydra_naming_it(tmp_path):
+def test_unknown_env_key_without_plus_is_refused_naming_it_and_the_nearest(tmp_path):
     proc = run_cli("record", "env.config.pedestrain_count=40", "episodes=1",
                    f"hydra.run.dir={tmp_path}", check=False)
     assert proc.returncode != 0 and "Traceback" not in proc.stderr
-    assert "Could not override 'env.config.pedestrain_count'" in proc.stderr
+    assert proc.stderr.strip() == (
+        "roadsight record: env.config.pedestrain_count: env=urban_crossing has no such key; "
+        "did you mean pedestrians_count, pedestrian_collision_reward, vehicles_count?")
     assert not tmp_path.exists() or not list(tmp_path.iterdir())  # nothing ran
