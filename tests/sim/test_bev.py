@@ -38,7 +38,9 @@ def _without(env, obj, camera, registry):
     [
         ("roadsight/urban-crossing-v0", 0, 3),
         ("roadsight/urban-crossing-v0", 3, 3),
-        ("roadsight/highway-hazards-v0", 4, 2),  # seeds 0, 3, 5: see issue 20's note
+        # seeds 0, 3, 5 fail: a van or truck drawn 1 px left of its box (3 px of its rear,
+        # outside the instance buffer); open, see the README "What is missing"
+        ("roadsight/highway-hazards-v0", 4, 2),
     ],
 )
 def test_boxes_cover_their_object_pixels_and_no_box_is_empty_road(env_id, seed, min_checked):
