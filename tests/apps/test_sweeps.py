@@ -19,6 +19,11 @@ from roadsight.launch import SweepJobs, job_dir_name, job_threads
 ROADSIGHT = str(Path(sys.executable).with_name("roadsight"))
 ENV = {**os.environ, "SDL_VIDEODRIVER": "offscreen"}
 RECORD_2X2 = ("episodes=1", "max_steps=2", "seed=0,1", "camera=bev,front")
+# tiny PPO trainings (16 env steps, one 5 s evaluation episode), 2 extractors x 2 seeds
+TRAIN_2X2 = ("total_timesteps=16", "agent.n_steps=16", "agent.batch_size=16", "agent.n_epochs=1",
+             "n_envs=1", "eval_episodes=1", "eval_freq=0", "checkpoint_freq=0",
+             "env.config.duration=5", "progress_bar=false", "device=cpu", "seed=0,1",
+             "extractor=mlp,attention")
 
 
 def roadsight(*args: str, check: bool = True) -> subprocess.CompletedProcess:
@@ -59,6 +64,28 @@ def test_2x2_record_sweep_on_this_machine(tmp_path, launcher):
     roadsight("record", "-m", f"hydra/launcher={launcher}", *RECORD_2X2,
               f"hydra.sweep.dir={tmp_path}")
     check_2x2(tmp_path)
+
+
+@pytest.mark.slow
+def test_2x2_train_sweep_with_joblib(tmp_path):
+    roadsight("train", "-m", "hydra/launcher=joblib", *TRAIN_2X2, f"hydra.sweep.dir={tmp_path}")
+    jobs = sorted(p for p in tmp_path.iterdir() if (p / ".hydra").is_dir())
+    assert [p.name.split("_", 1)[0] for p in jobs] == ["0", "1", "2", "3"]
+    returns: dict[str, list[float]] = {}
+    for job in jobs:
+        assert (job / "model.zip").is_file() and (job / "tb").is_dir()
+        overrides = (job / ".hydra" / "overrides.yaml").read_text()  # long names are cut
+        extractor = "extractor=mlp" if "extractor=mlp" in overrides else "extractor=attention"
+        metrics = json.loads((job / "metrics.json").read_text())
+        assert metrics["total_timesteps"] == 16
+        returns.setdefault(extractor, []).append(metrics["return_mean"])
+    roadsight("summarize", f"sweep={tmp_path}", "metrics=[return_mean,crash_rate]")
+    rows = list(csv.DictReader((tmp_path / "summary.csv").open()))
+    assert len(rows) == 2  # grouped by everything but the seed
+    for extractor, values in returns.items():
+        (row,) = [r for r in rows if extractor in r["overrides"].split()]
+        assert int(row["n"]) == 2 and int(row["failed"]) == 0
+        assert float(row["return_mean"]) == pytest.approx(sum(values) / 2)
 
 
 @pytest.mark.slow
