@@ -59,17 +59,22 @@ def check_2x2(sweep: Path) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("launcher", ["joblib", "submitit_local"])
-def test_2x2_record_sweep_on_this_machine(tmp_path, launcher):
-    roadsight("record", "-m", f"hydra/launcher={launcher}", *RECORD_2X2,
-              f"hydra.sweep.dir={tmp_path}")
+def test_2x2_record_sweep_with_joblib(tmp_path):  # a command other than train sweeps too
+    roadsight("record", "-m", "hydra/launcher=joblib", *RECORD_2X2, f"hydra.sweep.dir={tmp_path}")
     check_2x2(tmp_path)
 
 
 @pytest.mark.slow
-def test_2x2_train_sweep_with_joblib(tmp_path):
-    roadsight("train", "-m", "hydra/launcher=joblib", *TRAIN_2X2, f"hydra.sweep.dir={tmp_path}")
-    jobs = sorted(p for p in tmp_path.iterdir() if (p / ".hydra").is_dir())
+@pytest.mark.parametrize("launcher", ["joblib", "submitit_local"])
+def test_2x2_train_sweep_on_this_machine(tmp_path, launcher):
+    roadsight("train", "-m", f"hydra/launcher={launcher}", *TRAIN_2X2,
+              f"hydra.sweep.dir={tmp_path}")
+    check_train_2x2(tmp_path)
+
+
+def check_train_2x2(sweep: Path) -> None:
+    """4 trained job dirs; the summary groups them by extractor over 2 seeds."""
+    jobs = sorted(p for p in sweep.iterdir() if (p / ".hydra").is_dir())
     assert [p.name.split("_", 1)[0] for p in jobs] == ["0", "1", "2", "3"]
     returns: dict[str, list[float]] = {}
     for job in jobs:
@@ -79,8 +84,8 @@ def test_2x2_train_sweep_with_joblib(tmp_path):
         metrics = json.loads((job / "metrics.json").read_text())
         assert metrics["total_timesteps"] == 16
         returns.setdefault(extractor, []).append(metrics["return_mean"])
-    roadsight("summarize", f"sweep={tmp_path}", "metrics=[return_mean,crash_rate]")
-    rows = list(csv.DictReader((tmp_path / "summary.csv").open()))
+    roadsight("summarize", f"sweep={sweep}", "metrics=[return_mean,crash_rate]")
+    rows = list(csv.DictReader((sweep / "summary.csv").open()))
     assert len(rows) == 2  # grouped by everything but the seed
     for extractor, values in returns.items():
         (row,) = [r for r in rows if extractor in r["overrides"].split()]
@@ -89,15 +94,16 @@ def test_2x2_train_sweep_with_joblib(tmp_path):
 
 
 @pytest.mark.slow
-def test_2x2_record_sweep_on_a_real_slurm_cluster(tmp_path):
+def test_2x2_train_sweep_on_a_real_slurm_cluster(tmp_path):
     if shutil.which("sinfo") is None:
         if os.environ.get("CI") == "true":
             pytest.fail("CI=true but no SLURM: .ci/run starts it with scripts/slurm-up")
         pytest.skip("no SLURM here (sinfo missing): scripts/slurm-up starts a one-node cluster")
-    roadsight("record", "-m", "hydra/launcher=submitit_slurm", "hydra.launcher.partition=debug",
-              *RECORD_2X2, f"hydra.sweep.dir={tmp_path}")
+    roadsight("train", "-m", "hydra/launcher=submitit_slurm", "hydra.launcher.partition=debug",
+              "hydra.launcher.cpus_per_task=1", "hydra.launcher.gpus_per_task=null",
+              "hydra.launcher.mem_gb=1", *TRAIN_2X2, f"hydra.sweep.dir={tmp_path}")
     assert list((tmp_path / ".submitit").iterdir())  # the jobs went through sbatch
-    check_2x2(tmp_path)
+    check_train_2x2(tmp_path)
 
 
 def test_slurm_without_partition_names_the_key(tmp_path):
