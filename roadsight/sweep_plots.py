@@ -21,6 +21,12 @@ def _pyplot():
     return plt
 
 
+def short_labels(groups: list[str]) -> dict[str, str]:
+    """group -> its overrides less those every group shares (a legend says what differs)."""
+    shared = set.intersection(*(set(g.split()) for g in groups)) if len(groups) > 1 else set()
+    return {g: " ".join(w for w in g.split() if w not in shared) or "(none)" for g in groups}
+
+
 def plot_bars(rows: list[dict], metrics: list[str], out: Path) -> Path | None:
     """One panel per metric: the mean per group with its bootstrap interval."""
     if not rows or not metrics:
@@ -28,7 +34,8 @@ def plot_bars(rows: list[dict], metrics: list[str], out: Path) -> Path | None:
     plt = _pyplot()
     fig, axes = plt.subplots(len(metrics), 1, figsize=(max(6, 1.2 * len(rows)), 3 * len(metrics)),
                              squeeze=False)
-    labels = [r["overrides"].replace(" ", "\n") or "(none)" for r in rows]
+    short = short_labels([r["overrides"] for r in rows])
+    labels = [short[r["overrides"]].replace(" ", "\n") for r in rows]
     for ax, m in zip(axes[:, 0], metrics, strict=True):
         mean = np.array([r[m] for r in rows], float)
         err = np.array([[r[m] - r[f"{m}_lo"] for r in rows], [r[f"{m}_hi"] - r[m] for r in rows]])
@@ -68,11 +75,12 @@ def plot_curves(jobs: list[Job], out: Path, tags: tuple[str, ...] = CURVE_TAGS) 
         return None
     plt = _pyplot()
     fig, axes = plt.subplots(1, len(curves), figsize=(6 * len(curves), 4), squeeze=False)
+    short = short_labels(sorted({g for groups in curves.values() for g in groups}))
     for ax, (tag, groups) in zip(axes[0], sorted(curves.items()), strict=True):
         for group, seeds in groups.items():
             steps = seeds[0][:, 0]
             ys = np.stack([np.interp(steps, s[:, 0], s[:, 1]) for s in seeds])
-            (line,) = ax.plot(steps, ys.mean(0), label=f"{group or '(none)'} (n={len(seeds)})")
+            (line,) = ax.plot(steps, ys.mean(0), label=f"{short[group]} (n={len(seeds)})")
             if len(seeds) > 1:
                 ax.fill_between(steps, ys.min(0), ys.max(0), color=line.get_color(), alpha=0.2)
         ax.set_title(tag)

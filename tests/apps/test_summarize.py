@@ -75,3 +75,14 @@ def test_seeds_are_grouped_and_failed_jobs_listed(tmp_path):
     jobs = list(csv.DictReader((tmp_path / "jobs.csv").open()))
     assert len(jobs) == 5 and jobs[4]["status"] == "failed"
     assert (tmp_path / "summary_bars.png").stat().st_size > 0
+
+
+def test_plot_labels_keep_only_the_overrides_that_differ():
+    from roadsight.sweep_plots import short_labels
+
+    groups = ["agent=ppo env=urban observation=kinematics",
+              "agent=ppo env=urban observation=objects"]
+    assert short_labels(groups) == {groups[0]: "observation=kinematics",
+                                    groups[1]: "observation=objects"}
+    assert short_labels(["agent=ppo"]) == {"agent=ppo": "agent=ppo"}  # one group: all of it
+    assert short_labels(["a=1", "a=1"]) == {"a=1": "(none)"}
