@@ -40,7 +40,7 @@ def plot_bars(rows: list[dict], metrics: list[str], out: Path) -> Path | None:
         mean = np.array([r[m] for r in rows], float)
         err = np.array([[r[m] - r[f"{m}_lo"] for r in rows], [r[f"{m}_hi"] - r[m] for r in rows]])
         ax.bar(range(len(rows)), np.nan_to_num(mean), yerr=np.nan_to_num(err), capsize=4)
-        ax.set_xticks(range(len(rows)), labels, fontsize=7)
+        ax.set_xticks(range(len(rows)), labels, fontsize=7, rotation=20, ha="right")
         ax.set_ylabel(m)
     axes[0, 0].set_title("final metrics: mean over seeds, 95% bootstrap interval")
     fig.tight_layout()
