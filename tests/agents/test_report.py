@@ -135,22 +135,31 @@ def _chromium() -> str:
     return found
 
 
-def test_page_renders_sorts_and_plays_in_headless_chromium(tmp_path):
+def probe_in_chromium(page: Path, profile: Path) -> dict:
+    """Open a copy of `page` (beside it: the same relative video paths) with PROBE in headless
+    Chromium; the probe's state: rows, order after sorting by the third column, the first
+    video's duration and its time before and after play()."""
     chromium = _chromium()
-    videos, plots = _artefacts(tmp_path)
-    page = write_report(tmp_path, METRICS, EPISODES, videos, plots)
-    probe = tmp_path / "probe.html"  # beside the page: the same relative video paths
+    probe = page.with_name("probe.html")
     probe.write_text(page.read_text().replace("</body>", PROBE))
     result = subprocess.run(
         [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-         "--disable-component-update", "--no-first-run", f"--user-data-dir={tmp_path / 'profile'}",
+         "--disable-component-update", "--no-first-run", f"--user-data-dir={profile}",
          "--autoplay-policy=no-user-gesture-required", "--allow-file-access-from-files",
          "--virtual-time-budget=5000", "--dump-dom", probe.as_uri()],
         capture_output=True, text=True, timeout=120)
+    probe.unlink()
     found = re.search(r'<pre id="probe">(.*?)</pre>', result.stdout)
     assert found, f"no probe output; chromium stderr: {result.stderr[-2000:]}"
     state = json.loads(found.group(1))
     assert "error" not in state, state
+    return state
+
+
+def test_page_renders_sorts_and_plays_in_headless_chromium(tmp_path):
+    videos, plots = _artefacts(tmp_path)
+    page = write_report(tmp_path, METRICS, EPISODES, videos, plots)
+    state = probe_in_chromium(page, tmp_path / "profile")
     assert state["rows"] == len(EPISODES)
     assert state["order"] == ["10.5", "3", "-1.25"]  # numeric, descending after two clicks
     assert state["duration"] == pytest.approx(N_FRAMES / FPS, abs=0.1)

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from agents.metrics import read_episodes_csv
+from tests.agents.test_report import probe_in_chromium
 
 ROADSIGHT = str(Path(sys.executable).with_name("roadsight"))
 ENV = {**os.environ, "SDL_VIDEODRIVER": "offscreen"}
@@ -72,6 +73,10 @@ def test_artefacts_exist_and_agree(trained, tmp_path):
     assert video[0].shape[0] % 2 == 0 and video[0].shape[1] % 2 == 0
     page = (out / "report.html").read_text()
     assert 'src="videos/episode_000.mp4"' in page and page.count("<tr>") >= 2
+    state = probe_in_chromium(out / "report.html", tmp_path / "profile")  # as a browser shows it
+    assert state["rows"] == 2
+    assert state["duration"] == pytest.approx(rows[0].length / 2.0, abs=0.1)
+    assert state["t1"] > state["t0"]  # it plays
     assert json.loads((out / "run.json").read_text())["status"] == "ok"
     assert "return_mean" in proc.stdout and "report.html" in proc.stdout
 
