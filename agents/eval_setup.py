@@ -126,7 +126,9 @@ class Artefacts:
 
 
 def write_artefacts(out: Path, metrics: dict, rows: list, videos: list[Path]) -> Artefacts:
-    """DIR/metrics.json, DIR/episodes.csv, DIR/report.html (videos are already written)."""
+    """DIR/metrics.json, DIR/episodes.csv, DIR/episodes.png, DIR/report.html (videos are
+    already written)."""
+    from agents.eval_plots import plot_episodes
     from agents.evaluation import rows_as_dicts
     from agents.metrics import write_episodes_csv
     from agents.report import write_report
@@ -134,7 +136,8 @@ def write_artefacts(out: Path, metrics: dict, rows: list, videos: list[Path]) ->
 
     write_episodes_csv(rows, out / "episodes.csv")
     atomic_write_json(out / "metrics.json", json.loads(json.dumps(metrics, default=_plain)))
-    report = write_report(out, metrics, rows_as_dicts(rows), videos, [],
+    plot = plot_episodes(rows, out / "episodes.png")
+    report = write_report(out, metrics, rows_as_dicts(rows), videos, [plot],
                           title=f"roadsight eval: {metrics.get('policy', '')}")
     return Artefacts(out / "metrics.json", out / "episodes.csv", report, videos)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import shutil
@@ -73,6 +74,8 @@ def test_artefacts_exist_and_agree(trained, tmp_path):
     assert video[0].shape[0] % 2 == 0 and video[0].shape[1] % 2 == 0
     page = (out / "report.html").read_text()
     assert 'src="videos/episode_000.mp4"' in page and page.count("<tr>") >= 2
+    plot = (out / "episodes.png").read_bytes()
+    assert plot.startswith(b"\x89PNG") and base64.b64encode(plot).decode() in page  # embedded
     state = probe_in_chromium(out / "report.html", tmp_path / "profile")  # as a browser shows it
     assert state["rows"] == 2
     assert state["duration"] == pytest.approx(rows[0].length / 2.0, abs=0.1)
