@@ -49,8 +49,13 @@ def detector_features(frames: np.ndarray, perception, pool: int = 8) -> torch.Te
         return pool_features(net.features(x), pool)
 
 
-def test_embedding_frozen_trains_on_the_detectors_feature_map(perception, tmp_path):
-    cfg = config("observation=embedding", "extractor=feature_cnn", *PPO)
+DQN = ("agent=dqn", "agent.learning_starts=32", "agent.buffer_size=200", "n_envs=1",
+       "total_timesteps=64")
+
+
+@pytest.mark.parametrize("agent", [PPO, DQN], ids=["ppo", "dqn"])
+def test_embedding_frozen_trains_on_the_detectors_feature_map(perception, tmp_path, agent):
+    cfg = config("observation=embedding", "extractor=feature_cnn", *agent)
     model, venv = learn(cfg, perception)
     try:
         assert model.num_timesteps == 64 and venv.observation_space.shape == (32, 8, 16)
@@ -84,9 +89,7 @@ def test_embedding_finetune_trains_the_detector(perception, tmp_path):
         venv.close()
 
 
-@pytest.mark.parametrize("agent", [PPO, ("agent=dqn", "agent.learning_starts=32",
-                                         "agent.buffer_size=200", "n_envs=1",
-                                         "total_timesteps=64")])
+@pytest.mark.parametrize("agent", [PPO, DQN], ids=["ppo", "dqn"])
 def test_pixels_trains_saves_and_reloads(agent, tmp_path):
     cfg = config("observation=pixels", "extractor=nature_cnn", *agent)
     model, venv = learn(cfg)
