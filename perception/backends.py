@@ -65,6 +65,9 @@ class OnnxBackend:
         opts = ort.SessionOptions()
         if threads:
             opts.intra_op_num_threads = threads
+        # idle threads sleep instead of spinning: in the training loop the env workers need the
+        # cores between two forwards (spinning made onnx slower than torch there)
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         providers = [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider")
                      if p in ort.get_available_providers()]
         try:
