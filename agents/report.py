@@ -19,7 +19,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 from roadsight.errors import UserInputError
-from roadsight.io import atomic_write_bytes
+from roadsight.io import atomic_write_bytes, flatten_keys
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 CI_SUFFIX = "_ci95"
@@ -116,20 +116,8 @@ def _fmt(value) -> str:
     return str(value)
 
 
-def _flatten(metrics: Mapping, prefix: str = "") -> dict:
-    """Nested dicts (e.g. collision_rate_by_class) become dotted keys."""
-    flat = {}
-    for key, value in metrics.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, Mapping):
-            flat.update(_flatten(value, f"{name}."))
-        else:
-            flat[name] = value
-    return flat
-
-
 def _metrics_table(metrics: Mapping) -> str:
-    flat = _flatten(metrics)
+    flat = flatten_keys(metrics)
     rows = []
     for key, value in flat.items():
         if key.endswith(CI_SUFFIX) and key[: -len(CI_SUFFIX)] in flat:

@@ -8,7 +8,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -18,6 +18,18 @@ from omegaconf.errors import MissingMandatoryValue
 from roadsight import __version__
 from roadsight.device import resolve_device_name
 from roadsight.errors import ConfigError, UserInputError, user_input_error
+
+
+def flatten_keys(metrics: Mapping, prefix: str = "") -> dict:
+    """Nested mappings (e.g. collision_rate_by_class) become dotted keys: {"a.b": 1}."""
+    flat = {}
+    for key, value in metrics.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            flat.update(flatten_keys(value, f"{name}."))
+        else:
+            flat[name] = value
+    return flat
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:

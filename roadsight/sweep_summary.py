@@ -16,6 +16,7 @@ import numpy as np
 import yaml
 
 from agents.metrics import bootstrap_interval
+from roadsight.io import flatten_keys
 
 SEED_KEYS = ("seed", "+seed", "++seed")  # overrides that only pick a seed: not a group key
 
@@ -36,17 +37,6 @@ class Job:
         return " ".join(sorted(o for o in self.overrides if o.split("=", 1)[0] not in SEED_KEYS))
 
 
-def flatten(d: dict, prefix: str = "") -> dict:
-    out = {}
-    for key, value in d.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, dict):
-            out.update(flatten(value, f"{name}."))
-        else:
-            out[name] = value
-    return out
-
-
 def _job_order(path: Path, sweep_dir: Path) -> tuple:
     """Hydra numbers jobs 0, 1, ..., 10 (our launchers name them <num>_<overrides>): sort by
     that number, other names after, by name."""
@@ -59,7 +49,7 @@ def read_job(job: Path) -> Job:
     overrides = yaml.safe_load((job / ".hydra" / "overrides.yaml").read_text()) or []
     run_file, metrics_file = job / "run.json", job / "metrics.json"
     run = json.loads(run_file.read_text()) if run_file.exists() else {}
-    metrics = flatten(json.loads(metrics_file.read_text())) if metrics_file.exists() else {}
+    metrics = flatten_keys(json.loads(metrics_file.read_text())) if metrics_file.exists() else {}
     # no run.json: a command older than run.json, done if it wrote its metrics
     status, error = run.get("status", "ok" if metrics else "missing"), run.get("error")
     if not metrics and status == "ok":
