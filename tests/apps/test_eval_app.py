@@ -79,7 +79,7 @@ def test_artefacts_exist_and_agree(trained, tmp_path):
     state = probe_in_chromium(out / "report.html", tmp_path / "profile")  # as a browser shows it
     assert state["rows"] == 2
     assert state["duration"] == pytest.approx(rows[0].length / 2.0, abs=0.1)
-    assert state["t1"] > state["t0"]  # it plays
+    assert state["t1"] > state["t0"], state  # it plays
     assert json.loads((out / "run.json").read_text())["status"] == "ok"
     assert "return_mean" in proc.stdout and "report.html" in proc.stdout
 
