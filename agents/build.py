@@ -43,9 +43,29 @@ NEEDS_DETECTOR = ("objects", "embedding")
 OBSERVATION_FILE = "observation.json"  # the observation a run's policy was trained on
 
 
-def worker_env(env_cfg: dict, camera_cfg: dict, stride: int, scene_range: float | None) -> gym.Env:
-    """A worker env: highway-env + camera (+ every object in range) + seeds + Monitor."""
+TEACHERS = {"idm": "sim.drivers.IDMDriver"}  # imitation.teacher: the privileged drivers
+
+
+def teacher_config(cfg: DictConfig) -> dict | None:
+    """The `imitation.teacher` driver's config (null: none); ConfigError naming the choices."""
+    imitation = cfg.get("imitation")
+    name = imitation.get("teacher") if imitation is not None else None
+    if name is None:
+        return None
+    if name not in TEACHERS:
+        raise ConfigError(f"imitation.teacher={name!r}; choose from null, {', '.join(TEACHERS)}")
+    return {"_target_": TEACHERS[name], **OmegaConf.to_container(imitation.teacher_kwargs)}
+
+
+def worker_env(env_cfg: dict, camera_cfg: dict, stride: int, scene_range: float | None,
+               teacher_cfg: dict | None = None) -> gym.Env:
+    """A worker env: highway-env + camera (+ every object in range) (+ the teacher's labels)
+    + seeds + Monitor."""
     env = instantiate(env_cfg, camera=instantiate(camera_cfg))
+    if teacher_cfg is not None:
+        from agents.imitation import TeacherLabels
+
+        env = TeacherLabels(env, instantiate(teacher_cfg))
     if scene_range is not None:
         from agents.wrappers import SceneObjectsInfo
 
@@ -53,12 +73,14 @@ def worker_env(env_cfg: dict, camera_cfg: dict, stride: int, scene_range: float 
     return Monitor(EpisodeSeeds(env, stride))
 
 
-def make_vec_env(cfg: DictConfig, n_envs: int) -> VecEnv:
-    """n_envs workers that step and render (SubprocVecEnv when n_envs > 1)."""
+def make_vec_env(cfg: DictConfig, n_envs: int, teacher: dict | None = None) -> VecEnv:
+    """n_envs workers that step and render (SubprocVecEnv when n_envs > 1); `teacher`: a
+    driver config whose actions label every state (agents.imitation.TeacherLabels)."""
     obs = cfg.observation
     scene_range = obs.layout.max_range if obs.get("scope", "camera") == "all" else None
     fn = functools.partial(worker_env, OmegaConf.to_container(cfg.env, resolve=True),
-                           OmegaConf.to_container(cfg.camera, resolve=True), n_envs, scene_range)
+                           OmegaConf.to_container(cfg.camera, resolve=True), n_envs, scene_range,
+                           teacher)
     return SubprocVecEnv([fn] * n_envs) if n_envs > 1 else DummyVecEnv([fn])
 
 
@@ -159,9 +181,10 @@ def wrap_observation(cfg: DictConfig, venv: VecEnv, perception: Perception | Non
 
 
 def build_env(cfg: DictConfig, n_envs: int, perception: Perception | None = None,
-              reseed: int | None = None) -> VecEnv:
-    """Workers + the observation wrapper(s). `reseed`: see ObservationVecEnv (evaluation)."""
-    venv = make_vec_env(cfg, n_envs)
+              reseed: int | None = None, teacher: dict | None = None) -> VecEnv:
+    """Workers + the observation wrapper(s). `reseed`: see ObservationVecEnv (evaluation);
+    `teacher`: see make_vec_env."""
+    venv = make_vec_env(cfg, n_envs, teacher)
     try:
         return wrap_observation(cfg, venv, perception, reseed)
     except BaseException:

@@ -3,7 +3,9 @@
 Rows: row 0 the ego, then up to N objects sorted by distance (nearest first); absent rows are
 zeros. Columns (`FEATURES`), ego frame x forward, y left (README "Object-list layout"):
 - presence: 1 for every present row (the ego's included);
-- is_vehicle, is_pedestrian, is_obstacle: one-hot class (0 on the ego row);
+- is_vehicle, is_pedestrian, is_obstacle: one-hot class; on the ego row instead (`EGO_FEATURES`):
+  the speed controller's setpoint / velocity_scale (the relative meta-actions FASTER/SLOWER act
+  on it), and 1 when a lane exists on the left, resp. on the right, of the ego's lane;
 - x, y: position [m] / position_scale; the ego row has x = 0, y = lateral offset (left +);
 - vx, vy: GROUND velocity [m/s] / velocity_scale (a parked car reads 0, 0 while the ego drives);
   the ego row has speed * (cos, sin)(heading to lane);
@@ -36,6 +38,9 @@ FEATURES: tuple[str, ...] = (
     "confidence",
 )
 PRESENCE, CLASS0, X, Y, VX, VY, CONFIDENCE = 0, 1, 4, 5, 6, 7, 8
+# the ego row's use of the class columns (an object's class means nothing for the ego)
+EGO_FEATURES: tuple[str, ...] = ("target_speed", "lane_on_left", "lane_on_right")
+TARGET_SPEED, LANE_LEFT, LANE_RIGHT = 1, 2, 3
 CLIP = 2.0  # scaled x, y, vx, vy are clipped to [-CLIP, CLIP]
 
 
@@ -75,6 +80,7 @@ class ObjectListLayout:
         high = np.full(self.shape, CLIP, np.float32)
         for col in (PRESENCE, CLASS0, CLASS0 + 1, CLASS0 + 2, CONFIDENCE):
             low[:, col], high[:, col] = 0.0, 1.0
+        high[0, TARGET_SPEED] = CLIP
         return gym.spaces.Box(low, high, dtype=np.float32)
 
     def encode(
@@ -102,6 +108,9 @@ class ObjectListLayout:
         out[0, PRESENCE] = out[0, CONFIDENCE] = 1.0
         out[0, Y] = ego.lateral_offset / self.position_scale
         out[0, VX : VY + 1] = ego.speed * np.array([np.cos(h), np.sin(h)]) / self.velocity_scale
+        out[0, TARGET_SPEED] = min(max(ego.target_speed / self.velocity_scale, 0.0), CLIP)
+        out[0, LANE_LEFT] = float(ego.lanes_left > 0)
+        out[0, LANE_RIGHT] = float(ego.lanes_right > 0)
         dist = np.hypot(xy[:, 0], xy[:, 1])
         near = np.flatnonzero(dist <= self.max_range)
         keep = near[np.argsort(dist[near], kind="stable")][: self.max_objects]

@@ -6,6 +6,7 @@ evaluation's metrics (agents.episodes.run_episodes) with the detector's provenan
 
 from __future__ import annotations
 
+import json
 import logging
 import shutil
 from pathlib import Path
@@ -22,6 +23,7 @@ from agents.build import (
     check_observation,
     load_perception,
     observation_signature,
+    teacher_config,
 )
 from agents.callbacks import AtomicCheckpoint, SaveBest, checkpoints, save_model
 from agents.episodes import policy_actions, run_episodes
@@ -57,7 +59,8 @@ def train_policy(cfg: DictConfig, out: Path, camera: str = "bev") -> dict:
     last = checkpoints(out / "checkpoints")[-1:] if cfg.resume else []
     if cfg.resume and not last:
         log.warning("resume=true but %s holds no checkpoint: starting afresh", out / "checkpoints")
-    venv = build_env(cfg, cfg.n_envs, perception)
+    teacher = teacher_config(cfg)
+    venv = build_env(cfg, cfg.n_envs, perception, teacher=teacher)
     eval_env = build_env(cfg, 1, perception, reseed=EVAL_SEED_BASE)
     try:
         model = build_agent(cfg, venv, str(out / "tb"), perception)
@@ -73,6 +76,19 @@ def train_policy(cfg: DictConfig, out: Path, camera: str = "bev") -> dict:
             log.info("resuming from %s at step %d", last[0].model, model.num_timesteps)
         done = model.num_timesteps if last else 0
         venv.seed(train_seed_base(cfg.seed, done, cfg.n_envs))  # after SB3's own env.seed(seed)
+        imitation = None
+        if teacher is not None and not last:  # a resumed run's policy has imitated already
+            from agents.imitation import DaggerOptions, dagger
+
+            options = DaggerOptions(**{k: v for k, v in cfg.imitation.items()
+                                       if k not in ("teacher", "teacher_kwargs")})
+            imitation = {"teacher": cfg.imitation.teacher, "steps": options.steps,
+                         **dagger(model, venv, options, cfg.seed, cfg.progress_bar)}
+            save_model(model, out / "imitation_model.zip")  # the student before any RL
+            imitation["eval"] = run_episodes(policy_actions(model), eval_env, cfg.eval_episodes)
+            log.info("imitation alone: return %.2f, crash rate %.2f on the eval seeds",
+                     imitation["eval"]["return_mean"], imitation["eval"]["crash_rate"])
+            atomic_write_json(out / "imitation.json", imitation)
         callbacks = [AtomicCheckpoint(out / "checkpoints", cfg.checkpoint_freq),
                      PerceptionMetrics()]
         evaluator = None
@@ -99,4 +115,7 @@ def train_policy(cfg: DictConfig, out: Path, camera: str = "bev") -> dict:
     metrics["eval_seeds"] = [EVAL_SEED_BASE, EVAL_SEED_BASE + cfg.eval_episodes - 1]
     if perception is not None:
         metrics["detector"] = perception.to_json()
+    if (out / "imitation.json").is_file():  # env steps the teacher's labels took, besides RL's
+
+        metrics["imitation"] = json.loads((out / "imitation.json").read_text())
     return metrics

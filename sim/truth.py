@@ -99,13 +99,18 @@ def odometry(vehicle) -> EgoState:
     """
     lane = vehicle.lane
     longitudinal, lateral = lane.local_coordinates(vehicle.position)
+    _from, _to, index = vehicle.lane_index
+    lanes = len(vehicle.road.network.graph[_from][_to]) if vehicle.road is not None else 1
     return EgoState(
         speed=float(vehicle.speed),
         heading_to_lane=wrap_angle(-(vehicle.heading - lane.heading_at(longitudinal))),
         lateral_offset=-float(lateral),
         world_xy=(float(vehicle.position[0]), float(vehicle.position[1])),
         world_heading=float(vehicle.heading),
-        lane_index=int(vehicle.lane_index[2]),
+        lane_index=int(index),
+        target_speed=float(getattr(vehicle, "target_speed", vehicle.speed)),
+        lanes_left=int(index),  # highway-env numbers a road's lanes from the left
+        lanes_right=int(lanes - 1 - index),
     )
 
 

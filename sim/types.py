@@ -46,6 +46,9 @@ class EgoState:
     world_xy: tuple[float, float]  # [m] highway-env world position (odometry/GPS)
     world_heading: float  # [rad] highway-env world heading (as highway-env stores it)
     lane_index: int  # index of the current lane within its road segment
+    target_speed: float = 0.0  # [m/s] the speed controller's setpoint (cruise control)
+    lanes_left: int = 0  # lanes beside the current one on the left (the map knows)
+    lanes_right: int = 0  # and on the right
 
 
 @dataclass

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -20,6 +22,9 @@ EGO = EgoState(
     world_xy=(100.0, 3.5),
     world_heading=-0.3,
     lane_index=1,
+    target_speed=12.0,
+    lanes_left=1,
+    lanes_right=0,
 )
 COL = {name: i for i, name in enumerate(FEATURES)}
 
@@ -30,10 +35,15 @@ def _truth(cls: str, xy, vxy=(0.0, 0.0), visible: float = 1.0, track_id: int = 1
 
 def test_ego_row():
     rows = ObjectListLayout().encode(np.zeros(0), np.zeros((0, 2)), np.zeros((0, 2)), [], EGO)
-    expected = [1, 0, 0, 0, 0, -1.5 / 50, 10 * np.cos(0.3) / 20, 10 * np.sin(0.3) / 20, 1]
+    # presence, target speed / 20, a lane on the left, none on the right, x, y, vx, vy, conf
+    expected = [1, 12 / 20, 1, 0, 0, -1.5 / 50, 10 * np.cos(0.3) / 20, 10 * np.sin(0.3) / 20, 1]
     np.testing.assert_allclose(rows[0], expected, rtol=1e-6)
     assert rows.shape == (16, 9) and rows.dtype == np.float32
     assert not rows[1:].any()
+    assert ObjectListLayout().observation_space.contains(rows)
+    fast = dataclasses.replace(EGO, target_speed=35.0, lanes_left=0, lanes_right=2)
+    row = ObjectListLayout().encode(np.zeros(0), np.zeros((0, 2)), np.zeros((0, 2)), [], fast)[0]
+    np.testing.assert_allclose(row[1:4], [35 / 20, 0, 1], rtol=1e-6)  # 1.75: within the space
 
 
 def test_objects_sorted_one_hot_scaled_and_absent_rows_zero():

@@ -37,7 +37,7 @@ TINY: dict[str, dict[str, str]] = {
     "train": {"total_timesteps": "16", "agent.n_steps": "16", "agent.batch_size": "16",
               "agent.n_epochs": "1", "n_envs": "1", "eval_episodes": "1", "eval_freq": "0",
               "checkpoint_freq": "0", "env.config.duration": "5", "progress_bar": "false",
-              "seed": "0"},
+              "seed": "0", "imitation.steps": "16", "imitation.epochs": "1"},
 }
 # examples a tiny budget cannot run, with where they are tested instead
 NOT_RUN = {

@@ -73,12 +73,33 @@ def test_run_dir_artefacts_and_best_model(tmp_path):
     assert 0 <= metrics["crash_rate"] <= 1 and metrics["mean_speed"] > 0
 
 
+def test_teacher_then_ppo_and_a_resumed_run_does_not_imitate_again(tmp_path):
+    out = tmp_path / "run"
+    args = ("observation=kinematics", "extractor=mlp", "agent.n_steps=64", "eval_freq=0",
+            "checkpoint_freq=64", "imitation.teacher=idm", "imitation.steps=96",
+            "imitation.rounds=2", "imitation.epochs=2", f"hydra.run.dir={out}")
+    first = run(*args, "total_timesteps=128")
+    assert "dagger round 1 (beta 0.50)" in first.stdout
+    imitation = json.loads((out / "imitation.json").read_text())
+    assert imitation["teacher"] == "idm" and imitation["dataset"] == 96
+    assert imitation["eval"]["episodes"] == 1 and (out / "imitation_model.zip").is_file()
+    assert json.loads((out / "metrics.json").read_text())["imitation"] == imitation
+    second = run(*args, "total_timesteps=192")  # resume=auto: from the last checkpoint
+    assert "resuming from" in second.stdout and "dagger round" not in second.stdout
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["total_timesteps"] == 192 and metrics["imitation"] == imitation
+
+
 @pytest.mark.parametrize(("args", "message"), [
     (("agent=sarsa",), "roadsight train: agent=sarsa: no such option; choose from dqn, ppo"),
     (("extractor=cnn",), "roadsight train: extractor=cnn: no such option; choose from "
                          "attention, feature_cnn, mlp, nature_cnn"),
     (("observation=lidar",), "roadsight train: observation=lidar: no such option; choose from "
                              "embedding, kinematics, objects, pixels"),
+    (("imitation.teacher=human",), "roadsight train: imitation.teacher='human'; choose from "
+                                   "null, idm"),
+    (("imitation.teacher=idm", "agent=dqn"), "roadsight train: imitation.teacher needs an "
+                                             "actor-critic policy (agent=ppo), not DQN"),
     (("observation=objects", "perception.checkpoint=/nonexistent/det.pt"),
      "roadsight train: perception.checkpoint=/nonexistent/det.pt does not exist"),
 ])

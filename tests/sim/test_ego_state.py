@@ -39,6 +39,8 @@ def test_straight_lane_signs(y, heading, lane, offset, to_lane):
     assert -np.pi <= state.heading_to_lane < np.pi
     assert state.speed == 7.0
     assert state.world_xy == (50.0, y) and state.world_heading == heading
+    assert (state.lanes_left, state.lanes_right) == ((0, 1) if lane == 0 else (1, 0))
+    assert state.target_speed == 7.0  # a plain Vehicle has no setpoint: its speed
 
 
 def _place_and_check(ego, lane, lat_world: float, dpsi: float) -> None:
@@ -91,5 +93,8 @@ def test_camera_observation_puts_ego_in_info():
     _, _, _, _, info = env.step(3)  # FASTER
     ego = env.unwrapped.vehicle
     assert info["ego"].speed == pytest.approx(ego.speed) and ego.speed > 8.0
+    assert info["ego"].target_speed == ego.target_speed == ego.target_speeds[ego.speed_index]
+    lanes = env.unwrapped.config["lanes_count"]
+    assert info["ego"].lanes_left + info["ego"].lanes_right == lanes - 1
     assert info["ego"].world_xy == pytest.approx(tuple(ego.position))
     env.close()

@@ -1,0 +1,180 @@
+"""A privileged teacher for the policy: DAgger before reinforcement learning.
+
+The teacher (a `sim.drivers` driver, by default IDMDriver) reads the simulator's state; the
+student (the SB3 policy) reads only its observation (the object list of `kinematics` or of
+`objects`, i.e. what perception saw). This is "Learning by Cheating" (Chen et al., CoRL 2019) in
+its simplest form, with DAgger (Ross et al., AISTATS 2011) against the student's own mistakes:
+
+- `TeacherLabels` (in each env worker) puts the teacher's action for the state just observed
+  into `info["teacher_action"]`, after every reset and step;
+- `dagger()` collects `steps` labelled env steps over `rounds` rounds; in round r the teacher
+  drives with probability `beta ** r` per step (round 0: the teacher alone, i.e. behaviour
+  cloning), the student's deterministic action otherwise; after each round the policy is
+  trained on everything collected so far: cross-entropy to the teacher's action, and the
+  value head regressed on the discounted return of the collected steps (so that PPO starts
+  from a critic that already knows crashes are bad).
+
+PPO then starts from the imitating policy. Only actor-critic (PPO) policies: a DQN has no
+action distribution to imitate with.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import gymnasium as gym
+import numpy as np
+from stable_baselines3.common.base_class import BaseAlgorithm
+from stable_baselines3.common.policies import ActorCriticPolicy
+from stable_baselines3.common.vec_env import VecEnv
+from tqdm import tqdm
+
+from roadsight.errors import ConfigError
+
+log = logging.getLogger(__name__)
+LABEL = "teacher_action"
+
+
+class TeacherLabels(gym.Wrapper, gym.utils.RecordConstructorArgs):
+    """`info["teacher_action"]`: what `teacher` (a sim.drivers driver) would do in the state the
+    env is in after each reset and step (the state of the observation returned with it)."""
+
+    def __init__(self, env: gym.Env, teacher):
+        gym.utils.RecordConstructorArgs.__init__(self)
+        gym.Wrapper.__init__(self, env)
+        self.teacher = teacher
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
+        obs, info = self.env.reset(seed=seed, options=options)
+        self.teacher.reset(self.env, seed)
+        info[LABEL] = int(self.teacher.act(self.env))
+        return obs, info
+
+    def step(self, action):
+        obs, reward, terminated, truncated, info = self.env.step(action)
+        info[LABEL] = int(self.teacher.act(self.env))
+        return obs, reward, terminated, truncated, info
+
+
+@dataclass(frozen=True)
+class DaggerOptions:
+    """`imitation.*` of conf/train.yaml."""
+
+    steps: int = 8192  # labelled env steps in all (all envs together)
+    rounds: int = 4  # collect-then-train rounds
+    beta: float = 0.5  # round r: the teacher drives a step with probability beta ** r
+    epochs: int = 10  # passes over the aggregated data after each round
+    batch_size: int = 256
+    learning_rate: float = 1.0e-3
+    value_coef: float = 0.5  # weight of the value regression beside the cross-entropy
+
+    def __post_init__(self) -> None:
+        for key in ("steps", "rounds", "epochs", "batch_size"):
+            value = getattr(self, key)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ConfigError(f"imitation.{key}={value!r}: need a whole number >= 1")
+        if not 0.0 <= self.beta <= 1.0:
+            raise ConfigError(f"imitation.beta={self.beta!r}: need a value in [0, 1]")
+        if not self.learning_rate > 0:
+            raise ConfigError(f"imitation.learning_rate={self.learning_rate!r}: need > 0")
+
+
+def _reset_label(venv: VecEnv, i: int) -> int:
+    """The teacher's label of env i's first observation (the base VecEnv's reset_infos)."""
+    return int(venv.unwrapped.reset_infos[i][LABEL])
+
+
+def discounted_returns(rewards: np.ndarray, dones: np.ndarray, gamma: float) -> np.ndarray:
+    """Per-step discounted return of one env's (T,) rewards; an episode ends where done is
+    true; the last, unfinished episode is cut at the end of the data (no bootstrap)."""
+    out = np.zeros(len(rewards), np.float32)
+    running = 0.0
+    for t in range(len(rewards) - 1, -1, -1):
+        running = rewards[t] + (0.0 if dones[t] else gamma * running)
+        out[t] = running
+    return out
+
+
+def dagger(model: BaseAlgorithm, venv: VecEnv, options: DaggerOptions, seed: int = 0,
+           progress_bar: bool = True) -> dict:
+    """Train `model.policy` to imitate the teacher whose labels `venv`'s infos carry; returns
+    the statistics of the last round (teacher agreement of the student, episodes, crashes)."""
+    import torch as th
+
+    policy = model.policy
+    if not isinstance(policy, ActorCriticPolicy):
+        raise ConfigError(f"imitation.teacher needs an actor-critic policy (agent=ppo), not "
+                          f"{type(model).__name__}; set imitation.teacher=null")
+    rng = np.random.default_rng(seed)
+    optimizer = th.optim.Adam(policy.parameters(), lr=options.learning_rate)
+    n = venv.num_envs
+    per_round = -(-options.steps // options.rounds)
+    obs_all, labels_all, returns_all = [], [], []
+    obs = venv.reset()
+    labels = np.array([_reset_label(venv, i) for i in range(n)])
+    stats: dict = {}
+    bar = tqdm(total=options.steps, desc="dagger", unit="step", disable=not progress_bar)
+    for r in range(options.rounds):
+        beta = options.beta ** r
+        steps = min(per_round, options.steps - r * per_round)
+        obs_r, labels_r, rewards_r, dones_r = [], [], [], []
+        agree, crashes, episodes = 0, 0, 0
+        for _ in range(-(-steps // n)):
+            student = model.predict(obs, deterministic=True)[0]
+            agree += int(np.sum(student == labels))
+            teacher_drives = rng.random(n) < beta
+            actions = np.where(teacher_drives, labels, student)
+            obs_r.append(obs)
+            labels_r.append(labels)
+            obs, rewards, dones, infos = venv.step(actions)
+            rewards_r.append(rewards)
+            dones_r.append(dones)
+            labels = np.array([_reset_label(venv, i) if dones[i] else infos[i][LABEL]
+                               for i in range(n)])
+            episodes += int(np.sum(dones))
+            crashes += sum(bool(infos[i].get("crashed")) for i in range(n) if dones[i])
+            bar.update(n)
+        rewards_r, dones_r = np.array(rewards_r), np.array(dones_r)
+        obs_all.append(np.concatenate(obs_r))
+        labels_all.append(np.concatenate(labels_r))
+        rets = np.stack([discounted_returns(rewards_r[:, i], dones_r[:, i], model.gamma)
+                         for i in range(n)], axis=1)
+        returns_all.append(rets.reshape(-1))
+        loss = _fit(policy, optimizer, np.concatenate(obs_all), np.concatenate(labels_all),
+                    np.concatenate(returns_all), options, rng)
+        stats = {"round": r, "beta": beta, "student_agreement": agree / (len(obs_r) * n),
+                 "episodes": episodes, "crashes": crashes, "loss": loss,
+                 "dataset": int(sum(len(x) for x in labels_all))}
+        log.info("dagger round %d (beta %.2f): student agreed with the teacher on %.1f%% of "
+                 "steps, %d/%d episodes crashed, loss %.3f", r, beta,
+                 100 * stats["student_agreement"], crashes, episodes, loss)
+    bar.close()
+    return stats
+
+
+def _fit(policy: ActorCriticPolicy, optimizer, obs: np.ndarray, labels: np.ndarray,
+         returns: np.ndarray, options: DaggerOptions, rng: np.random.Generator) -> float:
+    """`options.epochs` passes of cross-entropy + value regression; the last epoch's loss."""
+    import torch as th
+
+    policy.set_training_mode(True)
+    loss_sum, batches = 0.0, 0
+    for _ in range(options.epochs):
+        order = rng.permutation(len(labels))
+        loss_sum, batches = 0.0, 0
+        for start in range(0, len(order), options.batch_size):
+            idx = order[start:start + options.batch_size]
+            obs_t = th.as_tensor(obs[idx], device=policy.device)
+            act_t = th.as_tensor(labels[idx], device=policy.device)
+            ret_t = th.as_tensor(returns[idx], device=policy.device)
+            values, log_prob, _ = policy.evaluate_actions(obs_t, act_t)
+            loss = -log_prob.mean() + options.value_coef * ((values.flatten() - ret_t) ** 2).mean()
+            optimizer.zero_grad()
+            loss.backward()
+            th.nn.utils.clip_grad_norm_(policy.parameters(), 0.5)
+            optimizer.step()
+            loss_sum += float(loss.detach())
+            batches += 1
+    policy.set_training_mode(False)
+    return loss_sum / max(batches, 1)
