@@ -53,11 +53,13 @@ def checkpoints(directory: str | Path) -> list[Checkpoint]:
 class AtomicCheckpoint(BaseCallback):
     """Saves `model_<steps>_steps.zip` (+ `replay_buffer_<steps>_steps.pkl` for off-policy
     algorithms) every `every` env steps, at the start of a rollout: after the previous update,
-    so that a resumed run continues exactly where this one was, on a rollout boundary."""
+    so that a resumed run continues exactly where this one was, on a rollout boundary.
+    `keep`: how many of the newest checkpoints stay on disk (0: all); older ones are deleted
+    after the new one is complete."""
 
-    def __init__(self, directory: str | Path, every: int):
+    def __init__(self, directory: str | Path, every: int, keep: int = 0):
         super().__init__()
-        self.directory, self.every = Path(directory), int(every)
+        self.directory, self.every, self.keep = Path(directory), int(every), int(keep)
         self.last = 0
 
     def _init_callback(self) -> None:
@@ -73,6 +75,11 @@ class AtomicCheckpoint(BaseCallback):
             save_replay_buffer(self.model, self.directory / f"replay_buffer_{steps}_steps.pkl")
         save_model(self.model, self.directory / f"model_{steps}_steps.zip")
         self.last = steps
+        if self.keep > 0:
+            for old in checkpoints(self.directory)[: -self.keep]:
+                old.model.unlink()
+                if old.replay_buffer is not None:
+                    old.replay_buffer.unlink()
 
     def _on_step(self) -> bool:
         return True

@@ -20,7 +20,8 @@ from roadsight.errors import ConfigError
 
 log = logging.getLogger(__name__)
 # keys that do not change what a run learns or how it scores: a finished run stays finished
-IGNORED_KEYS = ("device", "threads", "progress_bar", "resume", "checkpoint_freq")
+IGNORED_KEYS = ("device", "threads", "progress_bar", "resume", "checkpoint_freq",
+                "checkpoint_keep")
 RESUME_CHOICES = "true, false, auto"
 
 

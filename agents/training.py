@@ -41,7 +41,7 @@ def check_budget(cfg: DictConfig) -> None:
         value = cfg[key]
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ConfigError(f"{key}={value!r}: need a whole number >= 1")
-    for key in ("eval_freq", "checkpoint_freq"):
+    for key in ("eval_freq", "checkpoint_freq", "checkpoint_keep"):
         if not isinstance(cfg[key], int) or cfg[key] < 0:
             raise ConfigError(f"{key}={cfg[key]!r}: need a whole number >= 0 (0: never)")
 
@@ -89,7 +89,8 @@ def train_policy(cfg: DictConfig, out: Path, camera: str = "bev") -> dict:
             log.info("imitation alone: return %.2f, crash rate %.2f on the eval seeds",
                      imitation["eval"]["return_mean"], imitation["eval"]["crash_rate"])
             atomic_write_json(out / "imitation.json", imitation)
-        callbacks = [AtomicCheckpoint(out / "checkpoints", cfg.checkpoint_freq),
+        callbacks = [AtomicCheckpoint(out / "checkpoints", cfg.checkpoint_freq,
+                                     cfg.get("checkpoint_keep", 0)),
                      PerceptionMetrics()]
         evaluator = None
         if cfg.eval_freq:
