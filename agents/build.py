@@ -127,12 +127,12 @@ def load_perception(cfg: DictConfig, camera: str, out_dir: str | Path) -> Percep
     from perception.backends import load_detector
     from perception.checkpoint import load_checkpoint
     from perception.decode import DecodeOptions
-    from perception.provenance import check_camera_choice
+    from perception.provenance import check_rendered_camera
 
     path = detector_checkpoint(cfg, camera)
     state = load_checkpoint(path)
     cam = instantiate(cfg.camera)
-    check_camera_choice(state, cam.names, tuple(cam.image_shape[:2]), path, camera)
+    check_rendered_camera(state, cam, path, camera, cfg.env.id)
     p = cfg.perception
     if cfg.observation.name == "embedding" and p.backend != "torch":
         raise ConfigError(f"perception.backend={p.backend}: observation=embedding needs the "

@@ -194,6 +194,21 @@ def check_camera_choice(state: Mapping, names: Sequence[str], image_hw: tuple[in
                     "leave camera= out, or give that camera's checkpoint")
 
 
+def check_rendered_camera(state: Mapping, camera, checkpoint: str | Path, choice: str,
+                          env_id: str) -> None:
+    """CameraMismatchError when `camera` (a sim camera object), rendered once in `env_id`, is not
+    the checkpoint's camera: image size, kind, and the scale (bev metres per pixel, pinhole
+    focal length), which `check_camera_choice` cannot see from the image size alone."""
+    entry = _entry(state, checkpoint)
+    if entry is None:
+        return
+    for info in render_cameras(camera, env_id):
+        if reason := camera_mismatch(entry, info):
+            _refuse(f"camera={choice}", info, reason, entry, checkpoint,
+                    "leave camera= and its settings as the checkpoint's, or give that "
+                    "camera's checkpoint")
+
+
 def check_chosen_camera(state: Mapping, camera_cfg, checkpoint: str | Path) -> None:
     """`check_camera_choice` for the app's `camera=` group, when given on the command line
     (without it the group only picks the default checkpoint)."""

@@ -111,6 +111,16 @@ def test_unknown_observation_and_missing_detector(tmp_path):
         train(config("agent.n_steps=64", "n_envs=1", "total_timesteps=100"), 1)
 
 
+def test_a_camera_at_another_scale_is_refused_with_the_reason(tmp_path):
+    from perception.provenance import CameraMismatchError
+
+    with pytest.raises(CameraMismatchError, match=r"0\.2 m/px, not 0\.1 m/px"):
+        load_perception(config("observation=objects", "camera.scaling=5"), "bev", tmp_path)
+    moved = load_perception(config("observation=objects", "camera.centering=[0.2,0.5]"), "bev",
+                            tmp_path)  # the same scale and size, the ego elsewhere: accepted
+    assert moved.checkpoint.endswith("detector_bev.pt")
+
+
 def match_rows(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Present object rows of a and, for each, b's present row of the same class nearest it."""
     pa, pb = a[1:][a[1:, PRESENCE] > 0], b[1:][b[1:, PRESENCE] > 0]
