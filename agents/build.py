@@ -34,6 +34,7 @@ from agents.perceive import (
     ObjectsVecEnv,
 )
 from agents.seeding import EpisodeSeeds
+from perception.tiles import TiledDetector
 from roadsight.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -132,8 +133,13 @@ def load_perception(cfg: DictConfig, camera: str, out_dir: str | Path) -> Percep
     path = detector_checkpoint(cfg, camera)
     state = load_checkpoint(path)
     cam = instantiate(cfg.camera)
-    check_rendered_camera(state, cam, path, camera, cfg.env.id)
     p = cfg.perception
+    tile_hw = tiling(p, state, tuple(cam.image_shape[:2]))
+    if tile_hw is not None and cfg.observation.name == "embedding":
+        raise ConfigError(f"observation=embedding reads one feature map per frame: a "
+                          f"{cam.image_shape[1]}x{cam.image_shape[0]} px camera would need tiles; "
+                          f"use the checkpoint's {tile_hw[1]}x{tile_hw[0]} px camera")
+    check_rendered_camera(state, cam, path, camera, cfg.env.id, tiled=tile_hw is not None)
     if cfg.observation.name == "embedding" and p.backend != "torch":
         raise ConfigError(f"perception.backend={p.backend}: observation=embedding needs the "
                           f"detector's feature map; choose perception.backend=torch")
@@ -142,8 +148,26 @@ def load_perception(cfg: DictConfig, camera: str, out_dir: str | Path) -> Percep
                             else thresh, p.topk, p.peak_iou, p.snap_px).for_checkpoint(state)
     detector, _ = load_detector(path, p.backend, p.get("onnx"), cfg.device, options,
                                 export_dir=p.get("export_dir") or out_dir)
-    return Perception(DetectorSource(detector), str(path), sha256(path), options.thresh,
+    source = detector if tile_hw is None else TiledDetector(detector, tile_hw, p.tile_overlap)
+    return Perception(DetectorSource(source), str(path), sha256(path), options.thresh,
                       p.backend, detector)
+
+
+TILES = ("auto", "false")
+
+
+def tiling(p: DictConfig, state: dict, image_hw: tuple[int, int]) -> tuple[int, int] | None:
+    """The tile size (H, W) when frames larger than the checkpoint's camera are cut into tiles
+    (`perception.tiles=auto`), else None."""
+    choice = str(p.get("tiles", "auto")).lower()
+    if choice not in TILES:
+        raise ConfigError(f"perception.tiles={p.tiles!r}; choose from {', '.join(TILES)}")
+    trained = state.get("camera")
+    if choice == "false" or trained is None:
+        return None
+    hw = (int(trained["height"]), int(trained["width"]))
+    larger = image_hw[0] >= hw[0] and image_hw[1] >= hw[1] and image_hw != hw
+    return hw if larger else None
 
 
 def policy_dt(venv: VecEnv) -> float:

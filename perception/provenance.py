@@ -195,14 +195,18 @@ def check_camera_choice(state: Mapping, names: Sequence[str], image_hw: tuple[in
 
 
 def check_rendered_camera(state: Mapping, camera, checkpoint: str | Path, choice: str,
-                          env_id: str) -> None:
+                          env_id: str, tiled: bool = False) -> None:
     """CameraMismatchError when `camera` (a sim camera object), rendered once in `env_id`, is not
     the checkpoint's camera: image size, kind, and the scale (bev metres per pixel, pinhole
-    focal length), which `check_camera_choice` cannot see from the image size alone."""
+    focal length), which `check_camera_choice` cannot see from the image size alone. `tiled`:
+    frames are cut into the checkpoint's image size (perception.tiles), so only kind and scale
+    must match."""
     entry = _entry(state, checkpoint)
     if entry is None:
         return
     for info in render_cameras(camera, env_id):
+        if tiled:
+            info = {**info, "width": entry["width"], "height": entry["height"]}
         if reason := camera_mismatch(entry, info):
             _refuse(f"camera={choice}", info, reason, entry, checkpoint,
                     "leave camera= and its settings as the checkpoint's, or give that "

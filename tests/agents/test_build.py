@@ -14,6 +14,7 @@ from agents.build import build_agent, build_env, detector_checkpoint, load_perce
 from agents.observations import CONFIDENCE, PRESENCE, VX, VY, X, Y
 from agents.perceive import Item, KinematicsVecEnv, TruthDetections
 from agents.seeding import train_seed_base
+from perception.tiles import TiledDetector
 from roadsight.errors import ConfigError
 from roadsight.paths import CONF_DIR, MODELS_DIR
 
@@ -119,6 +120,18 @@ def test_a_camera_at_another_scale_is_refused_with_the_reason(tmp_path):
     moved = load_perception(config("observation=objects", "camera.centering=[0.2,0.5]"), "bev",
                             tmp_path)  # the same scale and size, the ego elsewhere: accepted
     assert moved.checkpoint.endswith("detector_bev.pt")
+    assert not isinstance(moved.source.detector, TiledDetector)
+    wide = ("observation=objects", "camera.width=1024", "camera.centering=[0.1,0.5]")
+    tiled = load_perception(config(*wide), "bev", tmp_path)  # perception.tiles=auto
+    assert isinstance(tiled.source.detector, TiledDetector)
+    assert tiled.source.detector.tile_hw == (256, 512)
+    with pytest.raises(CameraMismatchError, match=r"1024x256 px, not 512x256"):
+        load_perception(config(*wide, "perception.tiles=false"), "bev", tmp_path)
+    with pytest.raises(ConfigError, match=r"perception.tiles='sometimes'; choose from auto, false"):
+        load_perception(config(*wide, "perception.tiles=sometimes"), "bev", tmp_path)
+    with pytest.raises(ConfigError, match=r"observation=embedding reads one feature map"):
+        load_perception(config(*wide[1:], "observation=embedding", "extractor=feature_cnn"),
+                        "bev", tmp_path)
 
 
 def match_rows(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
