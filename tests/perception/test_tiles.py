@@ -1,4 +1,4 @@
-"""perception.tiles: the shipped bev detector over a bev twice as wide (92 m ahead on the highway)."""
+"""perception.tiles: the shipped bev detector over a bev twice as wide (92 m ahead)."""
 
 from __future__ import annotations
 
