@@ -8,14 +8,16 @@ complete files, and a model checkpoint whose buffer it needs.
 from __future__ import annotations
 
 import io
+import json
 import re
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback
 
-from roadsight.io import atomic_write_bytes
+from roadsight.io import atomic_write_bytes, atomic_write_json
 
 CHECKPOINT = re.compile(r"model_(\d+)_steps\.zip")
 
@@ -94,4 +96,38 @@ class SaveBest(BaseCallback):
 
     def _on_step(self) -> bool:
         save_model(self.model, self.path)
+        return True
+
+
+class TrainClock(BaseCallback):
+    """Wall seconds spent in `learn`, summed over a run's sittings: written (atomically) to
+    `path` as {"seconds", "steps"} at every rollout start and at the end; a resumed run
+    (`resumed=True`) adds to what `path` holds, a fresh one starts from 0."""
+
+    def __init__(self, path: str | Path, resumed: bool = False):
+        super().__init__()
+        self.path, self.resumed = Path(path), resumed
+        self.base, self.t0 = 0.0, 0.0
+
+    @property
+    def seconds(self) -> float:
+        return self.base + time.monotonic() - self.t0
+
+    def _on_training_start(self) -> None:
+        self.base = 0.0
+        if self.resumed and self.path.is_file():
+            self.base = float(json.loads(self.path.read_text())["seconds"])
+        self.t0 = time.monotonic()
+
+    def _write(self) -> None:
+        atomic_write_json(self.path, {"seconds": round(self.seconds, 1),
+                                      "steps": int(self.model.num_timesteps)})
+
+    def _on_rollout_start(self) -> None:
+        self._write()
+
+    def _on_training_end(self) -> None:
+        self._write()
+
+    def _on_step(self) -> bool:
         return True

@@ -1,7 +1,7 @@
 """Train a policy from the `train` config into a run directory (the body of `roadsight train`).
 
 OUT/model.zip (final), best_model.zip (best evaluation), checkpoints/, tb/; returns the final
-evaluation's metrics (agents.episodes.run_episodes) with the detector's provenance.
+evaluation's metrics (`roadsight eval`'s, agents.evaluation) with the detector's provenance.
 """
 
 from __future__ import annotations
@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import shutil
+import time
 from pathlib import Path
 
 from omegaconf import DictConfig
@@ -25,8 +26,7 @@ from agents.build import (
     observation_signature,
     teacher_config,
 )
-from agents.callbacks import AtomicCheckpoint, SaveBest, checkpoints, save_model
-from agents.episodes import policy_actions, run_episodes
+from agents.callbacks import AtomicCheckpoint, SaveBest, TrainClock, checkpoints, save_model
 from agents.perception_metrics import PerceptionMetrics
 from agents.seeding import EVAL_SEED_BASE, train_seed_base
 from roadsight.errors import ConfigError
@@ -44,6 +44,26 @@ def check_budget(cfg: DictConfig) -> None:
     for key in ("eval_freq", "checkpoint_freq", "checkpoint_keep"):
         if not isinstance(cfg[key], int) or cfg[key] < 0:
             raise ConfigError(f"{key}={cfg[key]!r}: need a whole number >= 0 (0: never)")
+
+
+def final_evaluation(cfg: DictConfig, model, perception: Perception | None,
+                     episodes_csv: Path) -> dict:
+    """`model`'s deterministic policy on the eval seeds through `roadsight eval`'s code
+    (agents.evaluation, no videos): the same safety, attribution and detection metrics as an
+    eval run's metrics.json; one row per episode into `episodes_csv`."""
+    from agents.evaluation import EvalOptions, ModelPolicy, build_eval_env, run_evaluation
+    from agents.metrics import write_episodes_csv
+
+    ev = build_eval_env(cfg, perception, None, 0)
+    try:
+        result = run_evaluation(ev, ModelPolicy(model), episodes_csv.parent,
+                                EvalOptions(episodes=cfg.eval_episodes, videos=0,
+                                            progress=False),
+                                perception.score_thresh if perception is not None else None)
+    finally:
+        ev.close()
+    write_episodes_csv(result.rows, episodes_csv)
+    return result.metrics
 
 
 def train_policy(cfg: DictConfig, out: Path, camera: str = "bev") -> dict:
@@ -82,16 +102,20 @@ def train_policy(cfg: DictConfig, out: Path, camera: str = "bev") -> dict:
 
             options = DaggerOptions(**{k: v for k, v in cfg.imitation.items()
                                        if k not in ("teacher", "teacher_kwargs")})
+            start = time.monotonic()
             imitation = {"teacher": cfg.imitation.teacher, "steps": options.steps,
                          **dagger(model, venv, options, cfg.seed, cfg.progress_bar)}
+            imitation["seconds"] = round(time.monotonic() - start, 1)
             save_model(model, out / "imitation_model.zip")  # the student before any RL
-            imitation["eval"] = run_episodes(policy_actions(model), eval_env, cfg.eval_episodes)
+            imitation["eval"] = final_evaluation(cfg, model, perception,
+                                                 out / "imitation_episodes.csv")
             log.info("imitation alone: return %.2f, crash rate %.2f on the eval seeds",
                      imitation["eval"]["return_mean"], imitation["eval"]["crash_rate"])
             atomic_write_json(out / "imitation.json", imitation)
+        clock = TrainClock(out / "train_time.json", resumed=bool(last))
         callbacks = [AtomicCheckpoint(out / "checkpoints", cfg.checkpoint_freq,
                                      cfg.get("checkpoint_keep", 0)),
-                     PerceptionMetrics()]
+                     PerceptionMetrics(), clock]
         evaluator = None
         if cfg.eval_freq:
             evaluator = EvalCallback(eval_env, n_eval_episodes=cfg.eval_episodes,
@@ -104,7 +128,11 @@ def train_policy(cfg: DictConfig, out: Path, camera: str = "bev") -> dict:
                         reset_num_timesteps=not last, progress_bar=cfg.progress_bar,
                         tb_log_name="run")
         save_model(model, out / "model.zip")
-        metrics = run_episodes(policy_actions(model), eval_env, cfg.eval_episodes)
+        metrics = final_evaluation(cfg, model, perception, out / "episodes.csv")
+        if (out / "train_time.json").is_file():  # wall time in learn, over every sitting
+            seconds = json.loads((out / "train_time.json").read_text())["seconds"]
+            metrics["train_seconds"] = seconds
+            metrics["train_steps_per_second"] = model.num_timesteps / max(seconds, 1e-9)
         best = evaluator.best_mean_reward if evaluator is not None else -float("inf")
         if not (out / "best_model.zip").is_file() or metrics["return_mean"] > best:
             shutil.copyfile(out / "model.zip", out / ".best_model.zip.tmp")
@@ -117,6 +145,5 @@ def train_policy(cfg: DictConfig, out: Path, camera: str = "bev") -> dict:
     if perception is not None:
         metrics["detector"] = perception.to_json()
     if (out / "imitation.json").is_file():  # env steps the teacher's labels took, besides RL's
-
         metrics["imitation"] = json.loads((out / "imitation.json").read_text())
     return metrics

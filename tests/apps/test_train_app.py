@@ -14,6 +14,7 @@ import pytest
 from stable_baselines3 import DQN
 
 from agents.callbacks import checkpoints
+from agents.metrics import read_episodes_csv
 
 ROADSIGHT = str(Path(sys.executable).with_name("roadsight"))
 TINY = ("env.config.duration=5", "eval_episodes=1", "n_envs=1", "progress_bar=false",
@@ -68,9 +69,16 @@ def test_run_dir_artefacts_and_best_model(tmp_path):
     assert list((out / "tb").rglob("events.out.tfevents.*"))
     metrics = json.loads((out / "metrics.json").read_text())
     for key in ("return_mean", "return_std", "crash_rate", "pedestrian_collision_rate",
-                "mean_speed", "episodes"):
+                "mean_speed", "episodes", "at_fault_crash_rate", "distance_mean",
+                "return_mean_ci95"):  # roadsight eval's metrics
         assert key in metrics
     assert 0 <= metrics["crash_rate"] <= 1 and metrics["mean_speed"] > 0
+    rows = read_episodes_csv(out / "episodes.csv")
+    assert [r.seed for r in rows] == [10_000] and metrics["episodes"] == 1
+    assert metrics["return_mean"] == pytest.approx(rows[0].episode_return)
+    clock = json.loads((out / "train_time.json").read_text())
+    assert clock["steps"] == 128 and metrics["train_seconds"] == clock["seconds"] > 0
+    assert metrics["train_steps_per_second"] == pytest.approx(128 / clock["seconds"])
 
 
 def test_teacher_then_ppo_and_a_resumed_run_does_not_imitate_again(tmp_path):
@@ -84,7 +92,9 @@ def test_teacher_then_ppo_and_a_resumed_run_does_not_imitate_again(tmp_path):
     assert imitation["teacher"] == "idm" and imitation["dataset"] == 96
     assert imitation["eval"]["episodes"] == 1 and (out / "imitation_model.zip").is_file()
     assert json.loads((out / "metrics.json").read_text())["imitation"] == imitation
+    seconds = json.loads((out / "train_time.json").read_text())["seconds"]
     second = run(*args, "total_timesteps=192")  # resume=auto: from the last checkpoint
+    assert json.loads((out / "train_time.json").read_text())["seconds"] > seconds  # summed
     assert "resuming from" in second.stdout and "dagger round" not in second.stdout
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["total_timesteps"] == 192 and metrics["imitation"] == imitation
