@@ -270,6 +270,9 @@ def build_agent(cfg: DictConfig, venv: VecEnv, tensorboard_log: str | None = Non
 
 
 LAYOUT_KEYS = ("layout", "pool", "finetune", "width", "height", "grey", "n_stack")
+# agents.observations' column meanings; 2: the ego row's class columns hold its cruise setpoint
+# and the lanes beside it (1: zeros). A policy trained on another version is refused.
+LAYOUT_VERSION = 2
 
 
 def observation_signature(cfg: DictConfig, space: gym.Space,
@@ -278,6 +281,8 @@ def observation_signature(cfg: DictConfig, space: gym.Space,
     for embedding, the detector whose features it reads)."""
     obs = OmegaConf.to_container(cfg.observation, resolve=True)
     sig = {"observation": obs["name"], "shape": list(space.shape), "dtype": str(space.dtype)}
+    if obs["name"] in OBJECT_LISTS:  # what the columns mean, beyond the shape
+        sig["layout_version"] = LAYOUT_VERSION
     sig.update({k: obs[k] for k in LAYOUT_KEYS if k in obs})
     if obs["name"] == "embedding" and perception is not None:
         sig["detector_sha256"] = perception.sha256

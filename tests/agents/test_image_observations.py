@@ -131,3 +131,8 @@ def test_a_policy_for_another_layout_is_refused(tmp_path):
                                               box(6, 9)))
     with pytest.raises(ConfigError, match="observation.json: cannot read"):
         check_observation(tmp_path / "nowhere", objects)
+    old = {k: v for k, v in objects.items() if k != "layout_version"}  # before the ego setpoint
+    atomic_write_json(tmp_path / "observation.json", old)
+    with pytest.raises(ConfigError, match=r"with layout_version=None, this one has "
+                                          r"layout_version=2"):
+        check_observation(tmp_path, objects)
