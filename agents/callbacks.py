@@ -101,27 +101,38 @@ class SaveBest(BaseCallback):
 
 class TrainClock(BaseCallback):
     """Wall seconds spent in `learn`, summed over a run's sittings: written (atomically) to
-    `path` as {"seconds", "steps"} at every rollout start and at the end; a resumed run
-    (`resumed=True`) adds to what `path` holds, a fresh one starts from 0."""
+    `path` as {"seconds", "steps", "log": [[steps, seconds], ...]} at every rollout start and at
+    the end. A resumed run (`resumed=True`) starts from the seconds logged at the step it resumes
+    from (a checkpoint is taken at a rollout start, so that step is in the log), not from the
+    time the interrupted sitting ran on after it; a fresh one starts from 0."""
 
     def __init__(self, path: str | Path, resumed: bool = False):
         super().__init__()
         self.path, self.resumed = Path(path), resumed
-        self.base, self.t0 = 0.0, 0.0
+        self.base, self.t0, self.log = 0.0, 0.0, []
 
     @property
     def seconds(self) -> float:
         return self.base + time.monotonic() - self.t0
 
     def _on_training_start(self) -> None:
-        self.base = 0.0
+        self.base, self.log = 0.0, []
         if self.resumed and self.path.is_file():
-            self.base = float(json.loads(self.path.read_text())["seconds"])
+            stored = json.loads(self.path.read_text())
+            steps = self.model.num_timesteps
+            self.log = [e for e in stored.get("log", []) if e[0] <= steps]
+            if self.log:  # pro rata when the resume step was never logged
+                at, seconds = self.log[-1]
+                self.base = seconds if at == steps else seconds * steps / max(at, 1)
+            elif stored.get("steps"):
+                self.base = float(stored["seconds"]) * min(steps / stored["steps"], 1.0)
         self.t0 = time.monotonic()
 
     def _write(self) -> None:
-        atomic_write_json(self.path, {"seconds": round(self.seconds, 1),
-                                      "steps": int(self.model.num_timesteps)})
+        steps, seconds = int(self.model.num_timesteps), round(self.seconds, 1)
+        if not self.log or self.log[-1][0] != steps:
+            self.log.append([steps, seconds])
+        atomic_write_json(self.path, {"seconds": seconds, "steps": steps, "log": self.log})
 
     def _on_rollout_start(self) -> None:
         self._write()
