@@ -19,6 +19,8 @@ from agents.metrics import bootstrap_interval
 from roadsight.io import flatten_keys
 
 SEED_KEYS = ("seed", "+seed", "++seed")  # overrides that only pick a seed: not a group key
+# overrides that change how a job runs, not what it measures: not group keys either
+QUIET_KEYS = ("progress_bar", "device", "threads", "videos")
 
 
 @dataclass
@@ -34,7 +36,9 @@ class Job:
     @property
     def group(self) -> str:
         """The overrides but the seed, sorted: the jobs of one configuration share it."""
-        return " ".join(sorted(o for o in self.overrides if o.split("=", 1)[0] not in SEED_KEYS))
+        keys = (*SEED_KEYS, *QUIET_KEYS)
+        return " ".join(sorted(o for o in self.overrides
+                               if o.split("=", 1)[0].lstrip("+") not in keys))
 
 
 def _job_order(path: Path, sweep_dir: Path) -> tuple:
