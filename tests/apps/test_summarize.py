@@ -62,9 +62,15 @@ def test_seeds_are_grouped_and_failed_jobs_listed(tmp_path):
                   [f"agent={agent}", f"seed={seed}", *quiet], {"return_mean": r, "crash_rate": 0.5})
     write_job(tmp_path, "4_agent=dqn,seed=1", ["agent=dqn", "seed=1"],
               run={"status": "failed", "error": "RuntimeError('boom')"})
-    write_summary(tmp_path, ["return_mean"])
+    write_job(tmp_path, "idm", ["driver=idm"], {"return_mean": 4.0})  # no crash_rate: "-"
+    write_summary(tmp_path, ["return_mean", "crash_rate"])
     rows = {r["overrides"]: r for r in csv.DictReader((tmp_path / "summary.csv").open())}
-    assert set(rows) == {"agent=ppo", "agent=dqn"}
+    assert set(rows) == {"agent=ppo", "agent=dqn", "driver=idm"}
+    assert float(rows["driver=idm"]["return_mean"]) == 4.0
+    assert rows["driver=idm"]["crash_rate"] == "nan"
+    assert float(rows["agent=ppo"]["crash_rate"]) == 0.5
+    assert "| `driver=idm` | 1 | 4.000 +- 0.000 [4.000, 4.000] | - |" in (
+        tmp_path / "summary.md").read_text()
     ppo = rows["agent=ppo"]
     assert (int(ppo["n"]), int(ppo["failed"])) == (3, 0)
     assert float(ppo["return_mean"]) == pytest.approx(3.0)
@@ -74,7 +80,7 @@ def test_seeds_are_grouped_and_failed_jobs_listed(tmp_path):
     md = (tmp_path / "summary.md").read_text()
     assert "3.000 +- 2.000" in md and "RuntimeError('boom')" in md
     jobs = list(csv.DictReader((tmp_path / "jobs.csv").open()))
-    assert len(jobs) == 5 and jobs[4]["status"] == "failed"
+    assert len(jobs) == 6 and jobs[4]["status"] == "failed"
     assert (tmp_path / "summary_bars.png").stat().st_size > 0
 
 
