@@ -81,7 +81,7 @@ def train_policy(cfg: DictConfig, out: Path, camera: str = "bev") -> dict:
         log.warning("resume=true but %s holds no checkpoint: starting afresh", out / "checkpoints")
     teacher = teacher_config(cfg)
     venv = build_env(cfg, cfg.n_envs, perception, teacher=teacher)
-    eval_env = build_env(cfg, 1, perception, reseed=EVAL_SEED_BASE)
+    eval_env = None  # EvalCallback's env, only when it evaluates during training
     try:
         model = build_agent(cfg, venv, str(out / "tb"), perception)
         signature = observation_signature(cfg, model.observation_space, perception)
@@ -96,7 +96,6 @@ def train_policy(cfg: DictConfig, out: Path, camera: str = "bev") -> dict:
             log.info("resuming from %s at step %d", last[0].model, model.num_timesteps)
         done = model.num_timesteps if last else 0
         venv.seed(train_seed_base(cfg.seed, done, cfg.n_envs))  # after SB3's own env.seed(seed)
-        imitation = None
         if teacher is not None and not last:  # a resumed run's policy has imitated already
             from agents.imitation import DaggerOptions, dagger
 
@@ -118,6 +117,7 @@ def train_policy(cfg: DictConfig, out: Path, camera: str = "bev") -> dict:
                      PerceptionMetrics(), clock]
         evaluator = None
         if cfg.eval_freq:
+            eval_env = build_env(cfg, 1, perception, reseed=EVAL_SEED_BASE)
             evaluator = EvalCallback(eval_env, n_eval_episodes=cfg.eval_episodes,
                                      eval_freq=max(cfg.eval_freq // cfg.n_envs, 1),
                                      callback_on_new_best=SaveBest(out / "best_model.zip"),
@@ -139,7 +139,8 @@ def train_policy(cfg: DictConfig, out: Path, camera: str = "bev") -> dict:
             (out / ".best_model.zip.tmp").replace(out / "best_model.zip")
     finally:
         venv.close()
-        eval_env.close()
+        if eval_env is not None:
+            eval_env.close()
     metrics["total_timesteps"] = int(model.num_timesteps)
     metrics["eval_seeds"] = [EVAL_SEED_BASE, EVAL_SEED_BASE + cfg.eval_episodes - 1]
     if perception is not None:
