@@ -160,8 +160,11 @@ def test_optuna_study_completes_and_resumes_from_its_storage(tmp_path):
     assert [t.state.name for t in trials] == ["COMPLETE"] * 6
     # the objective is the train app's return_mean (a trial that repeats a finished job's
     # config shares its job dir and returns its stored metric: compare as sets)
-    returned = {json.loads(p.read_text())["return_mean"] for p in tmp_path.glob("*/metrics.json")}
-    assert len(returned) >= 2 and {t.value for t in trials} == returned
+    # (32 steps barely move the policy: distinct trials may well return the same value, so
+    # count the jobs, not the values)
+    finished = list(tmp_path.glob("*/metrics.json"))
+    returned = {json.loads(p.read_text())["return_mean"] for p in finished}
+    assert len(finished) >= 2 and {t.value for t in trials} == returned
 
 
 TINY_TRAIN = ("agent=ppo", "agent.n_steps=16", "agent.batch_size=16", "agent.n_epochs=1",
