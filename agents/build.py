@@ -6,6 +6,7 @@ Seeds: agents.seeding (training and evaluation episode seeds never overlap).
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import hashlib
 import json
@@ -34,6 +35,7 @@ from agents.perceive import (
     ObjectsVecEnv,
 )
 from agents.seeding import EpisodeSeeds
+from perception.decode import DecodeOptions
 from perception.tiles import TiledDetector
 from roadsight.errors import ConfigError
 
@@ -59,10 +61,15 @@ def teacher_config(cfg: DictConfig) -> dict | None:
 
 
 def worker_env(env_cfg: dict, camera_cfg: dict, stride: int, scene_range: float | None,
-               teacher_cfg: dict | None = None) -> gym.Env:
-    """A worker env: highway-env + camera (+ every object in range) (+ the teacher's labels)
-    + seeds + Monitor."""
+               teacher_cfg: dict | None = None, detector: DetectorSpec | None = None,
+               threads: int = 1) -> gym.Env:
+    """A worker env: highway-env + camera (+ its detections) (+ every object in range) (+ the
+    teacher's labels) + seeds + Monitor."""
     env = instantiate(env_cfg, camera=instantiate(camera_cfg))
+    if detector is not None:
+        from agents.wrappers import FrameDetections
+
+        env = FrameDetections(env, detector, threads)
     if teacher_cfg is not None:
         from agents.imitation import TeacherLabels
 
@@ -74,19 +81,52 @@ def worker_env(env_cfg: dict, camera_cfg: dict, stride: int, scene_range: float 
     return Monitor(EpisodeSeeds(env, stride))
 
 
-def make_vec_env(cfg: DictConfig, n_envs: int, teacher: dict | None = None) -> VecEnv:
+def make_vec_env(cfg: DictConfig, n_envs: int, teacher: dict | None = None,
+                 detector: DetectorSpec | None = None) -> VecEnv:
     """n_envs workers that step and render (SubprocVecEnv when n_envs > 1); `teacher`: a
-    driver config whose actions label every state (agents.imitation.TeacherLabels)."""
+    driver config whose actions label every state (agents.imitation.TeacherLabels);
+    `detector`: each worker detects its own frames (FrameDetections), with this process's
+    torch threads shared among the workers."""
+    import torch
+
     obs = cfg.observation
     scene_range = obs.layout.max_range if obs.get("scope", "camera") == "all" else None
     fn = functools.partial(worker_env, OmegaConf.to_container(cfg.env, resolve=True),
                            OmegaConf.to_container(cfg.camera, resolve=True), n_envs, scene_range,
-                           teacher)
+                           teacher, detector, max(1, torch.get_num_threads() // n_envs))
     return SubprocVecEnv([fn] * n_envs) if n_envs > 1 else DummyVecEnv([fn])
 
 
 def sha256(path: str | Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+@dataclass(frozen=True)
+class DetectorSpec:
+    """How to make the detection source again (picklable: a worker builds it from this)."""
+
+    checkpoint: str
+    backend: str
+    onnx: str | None
+    options: DecodeOptions
+    tile_hw: tuple[int, int] | None = None  # tiles of this size (perception/tiles.py), or None
+    tile_overlap: int = 128
+
+    def build(self, device: str = "cpu", export_dir: str | Path | None = None):
+        """Images -> Detections: the detector, over tiles when `tile_hw` is set."""
+        from perception.backends import load_detector
+
+        detector, _ = load_detector(self.checkpoint, self.backend, self.onnx, device,
+                                    self.options, export_dir=export_dir)
+        if self.tile_hw is None:
+            return detector
+        return TiledDetector(detector, self.tile_hw, self.tile_overlap)
+
+    def __call__(self):
+        return self.build()
+
+
+PLACEMENTS = ("auto", "main", "workers")
 
 
 @dataclass
@@ -99,11 +139,14 @@ class Perception:
     score_thresh: object  # the thresholds decoding applies (one number or per class name)
     backend: str
     detector: object = None  # the perception.backends.Detector (embedding's feature map)
+    spec: DetectorSpec | None = None  # how the env workers make it (placement=workers)
+    placement: str = "main"  # where a multi-worker env detects: main | workers
 
     def to_json(self) -> dict:
         thresh = self.score_thresh
         return {"checkpoint": self.checkpoint, "sha256": self.sha256, "backend": self.backend,
-                "score_thresh": dict(thresh) if isinstance(thresh, dict) else thresh}
+                "score_thresh": dict(thresh) if isinstance(thresh, dict) else thresh,
+                "placement": self.placement}
 
 
 def detector_checkpoint(cfg: DictConfig, camera: str) -> Path:
@@ -140,17 +183,57 @@ def load_perception(cfg: DictConfig, camera: str, out_dir: str | Path) -> Percep
                           f"{cam.image_shape[1]}x{cam.image_shape[0]} px camera would need tiles; "
                           f"use the checkpoint's {tile_hw[1]}x{tile_hw[0]} px camera")
     check_rendered_camera(state, cam, path, camera, cfg.env.id, tiled=tile_hw is not None)
-    if cfg.observation.name == "embedding" and p.backend != "torch":
-        raise ConfigError(f"perception.backend={p.backend}: observation=embedding needs the "
-                          f"detector's feature map; choose perception.backend=torch")
+    backend = backend_choice(cfg)
     thresh = p.score_thresh  # null: the checkpoint's per-class F1-best thresholds, else 0.3
     options = DecodeOptions(OmegaConf.to_object(thresh) if OmegaConf.is_config(thresh)
                             else thresh, p.topk, p.peak_iou, p.snap_px).for_checkpoint(state)
-    detector, _ = load_detector(path, p.backend, p.get("onnx"), cfg.device, options,
-                                export_dir=p.get("export_dir") or out_dir)
-    source = detector if tile_hw is None else TiledDetector(detector, tile_hw, p.tile_overlap)
+    export_dir = p.get("export_dir") or out_dir
+    onnx = p.get("onnx") or (str(Path(export_dir) / "detector.onnx") if backend == "onnx"
+                             else None)
+    spec = DetectorSpec(str(path), backend, p.get("onnx"), options, tile_hw, p.tile_overlap)
+    source = spec.build(cfg.device, export_dir)  # backend=onnx without `onnx`: exports it
+    spec = dataclasses.replace(spec, onnx=onnx)  # the workers load the exported file
+    detector = source.detector if isinstance(source, TiledDetector) else source
     return Perception(DetectorSource(source), str(path), sha256(path), options.thresh,
-                      p.backend, detector)
+                      backend, detector, spec, placement(cfg, detector))
+
+
+BACKENDS = ("auto", "torch", "onnx")
+
+
+def backend_choice(cfg: DictConfig) -> str:
+    """`perception.backend`; auto: onnxruntime for `objects` on the CPU (its convs take about
+    0.6x torch's time on one core, measured), torch on a GPU and for `embedding` (which reads the
+    feature map: onnx has none)."""
+    from roadsight.device import resolve_device_name
+
+    choice = str(cfg.perception.backend)
+    if choice not in BACKENDS:
+        raise ConfigError(f"perception.backend={choice!r}; choose from {', '.join(BACKENDS)}")
+    if cfg.observation.name == "embedding" and choice == "onnx":
+        raise ConfigError(f"perception.backend={choice}: observation=embedding needs the "
+                          f"detector's feature map; choose perception.backend=torch or auto")
+    if choice != "auto":
+        return choice
+    on_cpu = resolve_device_name(cfg.device) == "cpu"
+    return "onnx" if on_cpu and cfg.observation.name == "objects" else "torch"
+
+
+def placement(cfg: DictConfig, detector) -> str:
+    """`perception.placement`: where a multi-worker training env runs the detector. auto: in
+    the workers (one detector each, on its share of the cores) when it runs on the CPU and the
+    observation is `objects`; else in this process (one batched forward, a GPU's strength)."""
+    choice = str(cfg.perception.get("placement", "auto"))
+    if choice not in PLACEMENTS:
+        raise ConfigError(f"perception.placement={choice!r}; choose from {', '.join(PLACEMENTS)}")
+    on_cpu = str(getattr(detector.backend, "device", "cpu")) == "cpu"  # onnx: the CPU here
+    if choice == "workers" and cfg.observation.name != "objects":
+        raise ConfigError(f"perception.placement=workers: observation={cfg.observation.name} "
+                          f"reads the detector's feature map in this process; choose "
+                          f"perception.placement=main or auto")
+    if choice == "auto":
+        return "workers" if on_cpu and cfg.observation.name == "objects" else "main"
+    return choice
 
 
 TILES = ("auto", "false")
@@ -176,8 +259,9 @@ def policy_dt(venv: VecEnv) -> float:
 
 
 def wrap_observation(cfg: DictConfig, venv: VecEnv, perception: Perception | None = None,
-                     reseed: int | None = None) -> VecEnv:
-    """The main-process wrapper of `cfg.observation.name` around the workers' venv."""
+                     reseed: int | None = None, detected: bool = False) -> VecEnv:
+    """The main-process wrapper of `cfg.observation.name` around the workers' venv;
+    `detected`: the workers put their frames' detections into `info` (FrameDetections)."""
     obs = cfg.observation
     if obs.name not in OBSERVATIONS:
         raise ConfigError(f"observation.name={obs.name!r}; choose from {', '.join(OBSERVATIONS)}")
@@ -200,17 +284,19 @@ def wrap_observation(cfg: DictConfig, venv: VecEnv, perception: Perception | Non
         if obs.get("scope", "camera") not in ("camera", "all"):
             raise ConfigError(f"observation.scope={obs.scope!r}; choose camera or all")
         return KinematicsVecEnv(venv, layout, obs.min_visible, source, reseed)
-    return ObjectsVecEnv(venv, layout, perception.source, instantiate(obs.tracker),
-                         policy_dt(venv), reseed)
+    return ObjectsVecEnv(venv, layout, None if detected else perception.source,
+                         instantiate(obs.tracker), policy_dt(venv), reseed)
 
 
 def build_env(cfg: DictConfig, n_envs: int, perception: Perception | None = None,
               reseed: int | None = None, teacher: dict | None = None) -> VecEnv:
     """Workers + the observation wrapper(s). `reseed`: see ObservationVecEnv (evaluation);
     `teacher`: see make_vec_env."""
-    venv = make_vec_env(cfg, n_envs, teacher)
+    detected = (n_envs > 1 and perception is not None
+                and getattr(perception, "placement", "main") == "workers")
+    venv = make_vec_env(cfg, n_envs, teacher, perception.spec if detected else None)
     try:
-        return wrap_observation(cfg, venv, perception, reseed)
+        return wrap_observation(cfg, venv, perception, reseed, detected)
     except BaseException:
         venv.close()
         raise

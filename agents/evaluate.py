@@ -17,7 +17,8 @@ from roadsight.paths import CONF_DIR
 log = logging.getLogger(__name__)
 SHOWN = ("episodes", "return_mean", "crash_rate", "pedestrian_collision_rate",
          "at_fault_crash_rate", "mean_speed", "distance_mean", "min_ttc_mean",
-         "pedestrian_near_misses", "crosswalk_violations", "detection_AP50", "detection_recall")
+         "pedestrian_near_misses", "crosswalk_violations", "detection_AP50", "detection_recall",
+         "shield_intervention_rate")
 
 
 def summary_table(metrics: dict, title: str):
@@ -39,7 +40,13 @@ def summary_table(metrics: dict, title: str):
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="eval")
 def app(cfg: DictConfig) -> float:
     from agents.build import NEEDS_DETECTOR, load_perception
-    from agents.eval_setup import corruption_of, eval_config, policy_of, write_artefacts
+    from agents.eval_setup import (
+        corruption_of,
+        eval_config,
+        policy_of,
+        shield_of,
+        write_artefacts,
+    )
     from agents.evaluation import EvalOptions, build_eval_env, run_evaluation
     from agents.video import FrameLayout
 
@@ -49,11 +56,17 @@ def app(cfg: DictConfig) -> float:
         choices = HydraConfig.get().runtime.choices
         run_cfg, camera = eval_config(cfg, choices.get("camera") or "bev")
         corruption = corruption_of(cfg)
+        shield = shield_of(cfg, run_cfg)
         perception = (load_perception(run_cfg, camera, out)
                       if run_cfg.observation.name in NEEDS_DETECTOR else None)
         ev = build_eval_env(run_cfg, perception, corruption, cfg.seed)
         try:
             policy, what = policy_of(cfg, run_cfg, ev, choices.get("driver"), perception)
+            if shield is not None:
+                from agents.shield import ShieldedPolicy
+
+                policy = ShieldedPolicy(policy, shield)
+                what["shield"] = choices.get("shield")
             opts = EvalOptions(cfg.episodes, cfg.videos, cfg.record_frames, cfg.n_boot, cfg.seed,
                                FrameLayout(**cfg.video), cfg.progress_bar)
             result = run_evaluation(ev, policy, out, opts, perception and perception.score_thresh)

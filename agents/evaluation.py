@@ -244,6 +244,8 @@ def run_evaluation(ev: EvalEnv, policy: Policy, out: Path, opts: EvalOptions,
             while not done:
                 action = policy.act(obs, env)
                 name = action_name(env, action[0])
+                if getattr(policy, "last_changed", False):  # agents.shield.ShieldedPolicy
+                    name += " (shield)"
                 if ev.tracks is not None:
                     ev.tracks.calls.clear()
                 obs, rewards, dones, infos = ev.venv.step(action)
@@ -265,6 +267,7 @@ def run_evaluation(ev: EvalEnv, policy: Policy, out: Path, opts: EvalOptions,
         if writer is not None:
             videos.append(writer.path)
         row = recorder.finish()
+        row.shield_interventions = getattr(policy, "interventions", None)
         if attributor.result is not None:
             row.crash_cause = attributor.result.category
             crashes.append(attributor.result)

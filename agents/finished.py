@@ -21,7 +21,7 @@ from roadsight.errors import ConfigError
 log = logging.getLogger(__name__)
 # keys that do not change what a run learns or how it scores: a finished run stays finished
 IGNORED_KEYS = ("device", "threads", "progress_bar", "resume", "checkpoint_freq",
-                "checkpoint_keep")
+                "checkpoint_keep", "perception.placement", "perception.backend")
 RESUME_CHOICES = "true, false, auto"
 
 
@@ -30,7 +30,12 @@ def config_digest(cfg: DictConfig) -> str:
     data = OmegaConf.to_container(cfg, resolve=True)
     assert isinstance(data, dict)
     for key in (*IGNORED_KEYS, "hydra"):
-        data.pop(key, None)
+        *parents, leaf = key.split(".")
+        node = data
+        for parent in parents:
+            node = node.get(parent) if isinstance(node, dict) else None
+        if isinstance(node, dict):
+            node.pop(leaf, None)
     return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()
 
 

@@ -112,6 +112,7 @@ class EpisodeRow:
     pedestrian_near_misses: int
     crosswalk_violations: int
     crash_cause: str = ""  # agents.attribution category, set by the eval app when it has one
+    shield_interventions: int | None = None  # steps whose action the shield changed (shield=)
 
 
 class EpisodeRecorder:
@@ -232,6 +233,9 @@ def summarize(rows: list[EpisodeRow], n_boot: int = 2000, seed: int = 0) -> dict
         "crosswalk_violations": int(sum(r.crosswalk_violations for r in rows)),
         "bootstrap": {"n": n_boot, "level": LEVEL, "seed": seed},
     }
+    shielded = [r.shield_interventions for r in rows if r.shield_interventions is not None]
+    if shielded:  # the share of policy steps whose action the shield changed
+        out["shield_intervention_rate"] = sum(shielded) / steps if steps else 0.0
     if n_boot:
         idx = np.random.default_rng(seed).integers(0, len(rows), (n_boot, len(rows)))
         out["return_mean_ci95"] = bootstrap_interval(returns, idx, LEVEL)

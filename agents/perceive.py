@@ -5,7 +5,8 @@ Workers (SubprocVecEnv or DummyVecEnv) only step and render: observation = uint8
 observation mode builds the object list (agents.observations.ObjectListLayout):
 - `KinematicsVecEnv`: from the frame's ground truth (no detector);
 - `ObjectsVecEnv`: ONE detector call for every frame of the vector step (all envs, plus the
-  terminal frames of envs whose episode just ended), back-projection to the ego frame, a tracker
+  terminal frames of envs whose episode just ended), or the detections the workers made of
+  their own frames (`perception.placement=workers`), back-projection to the ego frame, a tracker
   per env (reset when its episode starts), then the same layout.
 A finished env's `info["terminal_observation"]` (a frame) is converted with that step's info;
 the new episode's first observation with `venv.reset_infos`.
@@ -130,12 +131,14 @@ def _per_camera(item: Item) -> tuple[list[np.ndarray], list, list[list[ObjectTru
 class ObjectsVecEnv(ObservationVecEnv):
     """The perceived object list: detector -> back-projection -> tracker per env -> layout.
 
-    `make_tracker()` builds one perception.track tracker per env; `dt` [s] is the time between
+    `source` None: the frames' detections come in `info["detections"]` (the workers ran the
+    detector, agents.wrappers.FrameDetections). `make_tracker()` builds one
+    perception.track tracker per env; `dt` [s] is the time between
     two policy steps (1 / policy_frequency). `counters` (agents.perception_metrics) count
     detection recall / precision and track id switches against the ground truth.
     """
 
-    def __init__(self, venv: VecEnv, layout: ObjectListLayout, source: DetectionSource,
+    def __init__(self, venv: VecEnv, layout: ObjectListLayout, source: DetectionSource | None,
                  make_tracker: Callable[[], object], dt: float, reseed: int | None = None):
         super().__init__(venv, layout.observation_space, reseed)
         self.layout, self.source, self.dt = layout, source, float(dt)
@@ -146,7 +149,10 @@ class ObjectsVecEnv(ObservationVecEnv):
         per_item = [_per_camera(it) for it in items]
         images = [im for imgs, _, _ in per_item for im in imgs]
         truth = [objs for _, _, lists in per_item for objs in lists]
-        dets = iter(self.source(images, truth))  # one batched call for the whole vector step
+        if self.source is None:  # the workers detected their own frames (FrameDetections)
+            dets = iter([d for it in items for d in it.info["detections"]])
+        else:  # one batched call for the whole vector step
+            dets = iter(self.source(images, truth))
         out = []
         for it, (_, cameras, truths) in zip(items, per_item, strict=True):
             xy, cls, score, boxes = [], [], [], []

@@ -37,3 +37,33 @@ class SceneObjectsInfo(gym.Wrapper, gym.utils.RecordConstructorArgs):
     def step(self, action):
         obs, reward, terminated, truncated, info = self.env.step(action)
         return obs, reward, terminated, truncated, self._annotate(info)
+
+
+class FrameDetections(gym.Wrapper):
+    """Runs a detector on every frame the worker renders: `info["detections"]`, one
+    perception.decode.Detections per camera (a rig's frames in its cameras' order).
+
+    `perception.placement=workers`: each SubprocVecEnv worker detects its own frames on its own
+    core(s) while the others do the same, instead of the main process running one batched
+    forward while the workers wait. `build_detector()` (picklable; agents.build.DetectorSpec)
+    makes the detector in the worker; it uses `threads` torch threads.
+    """
+
+    def __init__(self, env: gym.Env, build_detector, threads: int = 1):
+        import torch
+
+        super().__init__(env)
+        torch.set_num_threads(max(1, int(threads)))
+        self.detector = build_detector()
+
+    def _detect(self, frame, info: dict) -> dict:
+        info["detections"] = self.detector(list(frame) if frame.ndim == 4 else [frame])
+        return info
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
+        obs, info = self.env.reset(seed=seed, options=options)
+        return obs, self._detect(obs, info)
+
+    def step(self, action):
+        obs, reward, terminated, truncated, info = self.env.step(action)
+        return obs, reward, terminated, truncated, self._detect(obs, info)

@@ -37,21 +37,26 @@ class TorchBackend:
 
     def __init__(self, model: CenterNet, device: str | torch.device = "auto"):
         self.device = resolve_device(device) if isinstance(device, str) else device
-        # BatchNorm folded into the convs: same outputs, less time (training model untouched)
-        self.model = ExportWrapper(fuse_conv_bn(model)).to(self.device).eval()
+        # BatchNorm folded into the convs: same outputs, less time (training model untouched);
+        # channels-last memory: the convs' fast path on CPU (about 0.8x the time, measured)
+        self.model = ExportWrapper(fuse_conv_bn(model)).to(self.device).eval().to(
+            memory_format=torch.channels_last)
+
+    def _input(self, x: torch.Tensor) -> torch.Tensor:
+        return x.to(self.device, non_blocking=True).contiguous(memory_format=torch.channels_last)
 
     @torch.inference_mode()
     def __call__(self, x: torch.Tensor) -> Outputs:
-        out = self.model(x.to(self.device, non_blocking=True))
-        return tuple(o.float().cpu() for o in out)
+        out = self.model(self._input(x))
+        return tuple(o.float().cpu().contiguous() for o in out)
 
     @torch.inference_mode()
     def with_features(self, x: torch.Tensor) -> tuple[Outputs, torch.Tensor]:
         """ONE forward: `__call__`'s outputs (on the CPU) and the neck feature map
         (B, C, H/s, W/s), left on the backend's device (the caller pools it there)."""
-        out, feats = self.model.model(x.to(self.device, non_blocking=True), return_features=True)
+        out, feats = self.model.model(self._input(x), return_features=True)
         heads = (torch.sigmoid(out.heatmap), out.size, out.offset)  # as ExportWrapper
-        return tuple(o.float().cpu() for o in heads), feats
+        return tuple(o.float().cpu().contiguous() for o in heads), feats.contiguous()
 
 
 class OnnxBackend:
@@ -152,7 +157,8 @@ def load_detector(checkpoint: str | Path, backend: str = "torch",
                 raise ConfigError("backend=onnx needs onnx=PATH or an export directory")
             onnx_path = export_onnx(build_model(state, checkpoint),
                                     Path(export_dir) / "detector.onnx", input_hw(preprocessor))
-        engine = OnnxBackend(onnx_path)
+        # as many threads as torch has in this process: the job's (or env worker's) share
+        engine = OnnxBackend(onnx_path, threads=torch.get_num_threads())
     else:
         raise ConfigError(f"unknown backend {backend!r}; choose torch or onnx")
     # score_thresh None: the checkpoint's stored per-class thresholds (DecodeOptions.for_checkpoint)

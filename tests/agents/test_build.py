@@ -134,6 +134,31 @@ def test_a_camera_at_another_scale_is_refused_with_the_reason(tmp_path):
                         "bev", tmp_path)
 
 
+def test_backend_and_placement_follow_the_device_and_observation(tmp_path):
+    """auto: onnxruntime in the env workers for objects on the CPU; torch in this process for
+    embedding (its feature map); bad values name the key and the choices."""
+    objects = load_perception(config("observation=objects"), "bev", tmp_path)
+    assert (objects.backend, objects.placement) == ("onnx", "workers")
+    assert (tmp_path / "detector.onnx").is_file()  # exported into the run dir
+    assert objects.to_json()["placement"] == "workers"
+    main = load_perception(config("observation=objects", "perception.backend=torch",
+                                  "perception.placement=main"), "bev", tmp_path)
+    assert (main.backend, main.placement) == ("torch", "main")
+    emb = load_perception(config("observation=embedding", "extractor=feature_cnn"), "bev",
+                          tmp_path)
+    assert (emb.backend, emb.placement) == ("torch", "main")
+    with pytest.raises(ConfigError, match=r"perception.backend='tpu'; choose from auto, torch, "
+                                          r"onnx"):
+        load_perception(config("observation=objects", "perception.backend=tpu"), "bev", tmp_path)
+    with pytest.raises(ConfigError, match=r"perception.placement='gpu'; choose from auto, main, "
+                                          r"workers"):
+        load_perception(config("observation=objects", "perception.placement=gpu"), "bev",
+                        tmp_path)
+    with pytest.raises(ConfigError, match=r"placement=workers: observation=embedding reads"):
+        load_perception(config("observation=embedding", "extractor=feature_cnn",
+                               "perception.placement=workers"), "bev", tmp_path)
+
+
 def match_rows(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Present object rows of a and, for each, b's present row of the same class nearest it."""
     pa, pb = a[1:][a[1:, PRESENCE] > 0], b[1:][b[1:, PRESENCE] > 0]
@@ -179,13 +204,17 @@ def test_ground_truth_boxes_through_the_tracker_give_kinematics():
 
 
 @pytest.mark.slow
-def test_batched_perception_equals_per_env_perception():
-    """n_envs=2 (one forward pass for both) gives each env what a single env would get."""
+@pytest.mark.parametrize("placement", ["main", "workers"])
+def test_batched_perception_equals_per_env_perception(placement, tmp_path):
+    """n_envs=2, with one forward pass for both in this process (main) or each worker
+    detecting its own frames (workers), gives each env what a single env would get."""
     cfg = config("observation=objects", "n_envs=2", "perception.checkpoint="
-                 f"{MODELS_DIR / 'detector_bev.pt'}")
-    perception = load_perception(cfg, "bev", MODELS_DIR)
+                 f"{MODELS_DIR / 'detector_bev.pt'}", f"perception.placement={placement}")
+    perception = load_perception(cfg, "bev", tmp_path)
+    assert perception.placement == placement and perception.backend == "onnx"  # auto, CPU
     actions = np.random.default_rng(0).integers(0, 5, size=(8, 2))
     venv = build_env(cfg, 2, perception)
+    assert (venv.source is None) == (placement == "workers")
     venv.seed(100)
     batched = [venv.reset()] + [venv.step(a)[0] for a in actions]
     venv.close()

@@ -31,6 +31,7 @@ def test_a_finished_run_of_the_same_config_returns_its_metrics(tmp_path, cfg):
     assert finished_metrics(cfg, tmp_path) == {"return_mean": 4.5}
     other = cfg.copy()
     other.device, other.progress_bar, other.resume = "cuda", False, True  # no effect on results
+    other.perception.placement, other.perception.backend = "main", "torch"  # nor these
     assert finished_metrics(other, tmp_path) == {"return_mean": 4.5}
 
 

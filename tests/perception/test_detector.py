@@ -115,6 +115,22 @@ def test_box_aware_peaks_keep_adjacent_small_objects_that_max_pool_merges():
     np.testing.assert_allclose(score.numpy(), [1.0, 0.8])
 
 
+def test_peaks_judged_above_a_floor_are_those_of_the_whole_map():
+    """decode judges only the cells over the lowest class threshold (peak_mask's `floor`):
+    for them, the same answer as judging every cell."""
+    from perception.decode import peak_mask
+
+    g = torch.Generator().manual_seed(0)
+    for _ in range(10):
+        heat = torch.rand(2, 3, 16, 32, generator=g) ** 4  # mostly low, some peaks
+        size = torch.randn(2, 2, 16, 32, generator=g) * 0.5
+        boxes = dense_boxes(size, torch.rand(2, 2, 16, 32, generator=g), 4)
+        full = peak_mask(heat, boxes, 0.3)
+        assert 0 < int(((heat >= 0.2) & full).sum()) < int(full.sum())
+        assert torch.equal(peak_mask(heat, boxes, 0.3, floor=0.2), full & (heat >= 0.2))
+        assert not peak_mask(heat, boxes, 0.3, floor=1.1).any()
+
+
 @pytest.mark.parametrize("stride", [4, 2])
 def test_neighbour_targets_decode_the_same_box_and_box_aware_peaks_drop_them(stride):
     input_hw = (128, 256)

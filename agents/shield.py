@@ -1,0 +1,123 @@
+"""A safety shield between an object-list policy and the env (`roadsight eval ... shield=gap`).
+
+Shielding (Alshiekh et al., "Safe Reinforcement Learning via Shielding", AAAI 2018): a small,
+inspectable rule reads the SAME object list the policy reads (agents.observations: ground truth
+for kinematics, the tracker's output for objects) and replaces a meta-action it judges unsafe;
+every other action passes unchanged. It knows nothing the policy does not, so "policy + shield"
+on perception stays a perception-driven driver, and the shield's own misses are perception's.
+
+Two rules, with highway-env's IDM constants as defaults (its cars keep these gaps):
+- keep the gap: something in the ego's path (a vehicle or obstacle whose centre is within
+  `corridor` of the ego's line, or a pedestrian whose constant-velocity walk over
+  `pedestrian_horizon` comes within it) closer, centre to centre, than IDM's desired gap
+  s* = min_gap + v time_gap + v dv / (2 sqrt(comfort_acc comfort_dec)) -> SLOWER;
+- change lanes into a free gap only: a LANE_LEFT/LANE_RIGHT with anything in the target lane's
+  corridor from `lane_change_rear` behind to `lane_change_front` ahead -> IDLE (then the gap
+  rule).
+Ego frame: x forward, y left; LANE_LEFT is the lane at +lane_width.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from agents.observations import CLASS0, PRESENCE, VX, VY, X, Y, ObjectListLayout
+from roadsight.errors import ConfigError
+from sim.types import CLASSES
+
+LANE_LEFT, IDLE, LANE_RIGHT, FASTER, SLOWER = 0, 1, 2, 3, 4  # DiscreteMetaAction's order
+PEDESTRIAN = CLASSES.index("pedestrian")
+
+
+@dataclass(frozen=True)
+class GapShield:
+    """See the module docstring; lengths in m, speeds in m/s, times in s."""
+
+    layout: ObjectListLayout
+    lane_width: float = 4.0
+    corridor: float = 2.0  # half-width of the ego's path: its half-width + another car's
+    min_gap: float = 10.0  # IDM's DISTANCE_WANTED (5 m + a car length), centre to centre
+    time_gap: float = 1.5  # IDM's TIME_WANTED
+    comfort_acc: float = 3.0  # IDM's COMFORT_ACC_MAX
+    comfort_dec: float = 5.0  # -IDM's COMFORT_ACC_MIN
+    pedestrian_horizon: float = 3.0
+    lane_change_front: float = 15.0
+    lane_change_rear: float = 12.0
+
+    def __post_init__(self):
+        for key in ("lane_width", "corridor", "min_gap", "time_gap", "comfort_acc",
+                    "comfort_dec", "lane_change_front", "lane_change_rear"):
+            if not getattr(self, key) > 0:
+                raise ConfigError(f"shield.{key}={getattr(self, key)!r}: need a value > 0")
+        if not self.pedestrian_horizon >= 0:
+            raise ConfigError(f"shield.pedestrian_horizon={self.pedestrian_horizon!r}: need a "
+                              f"value >= 0")
+
+    def _objects(self, obs: np.ndarray) -> tuple[float, np.ndarray, np.ndarray, np.ndarray]:
+        """Ego speed and the present objects' (x, y), (vx, vy) in m, m/s and classes."""
+        ps, vs = self.layout.position_scale, self.layout.velocity_scale
+        speed = float(np.hypot(obs[0, VX], obs[0, VY]) * vs)
+        rows = obs[1:][obs[1:, PRESENCE] > 0]
+        cls = np.argmax(rows[:, CLASS0:CLASS0 + len(CLASSES)], axis=1)
+        return speed, rows[:, X:Y + 1] * ps, rows[:, VX:VY + 1] * vs, cls
+
+    def desired_gap(self, speed: float, closing: np.ndarray) -> np.ndarray:
+        """IDM's s* [m] at ego speed `speed` for closing speeds `closing` (>0: approaching)."""
+        ab = 2.0 * np.sqrt(self.comfort_acc * self.comfort_dec)
+        return self.min_gap + speed * self.time_gap + speed * closing / ab
+
+    def in_path(self, xy: np.ndarray, vxy: np.ndarray, cls: np.ndarray,
+                offset: float = 0.0) -> np.ndarray:
+        """(M,) bool: objects within the corridor around y = offset (pedestrians: anywhere on
+        their walk over the horizon)."""
+        y0 = xy[:, 1] - offset
+        y1 = y0 + np.where(cls == PEDESTRIAN, vxy[:, 1] * self.pedestrian_horizon, 0.0)
+        lo, hi = np.minimum(y0, y1), np.maximum(y0, y1)
+        return (hi > -self.corridor) & (lo < self.corridor)
+
+    def too_close(self, obs: np.ndarray) -> bool:
+        """Anything ahead in the ego's path nearer than IDM's desired gap?"""
+        speed, xy, vxy, cls = self._objects(obs)
+        ahead = (xy[:, 0] > 0) & self.in_path(xy, vxy, cls)
+        if not ahead.any():
+            return False
+        closing = speed - vxy[ahead, 0]
+        return bool((xy[ahead, 0] < self.desired_gap(speed, closing)).any())
+
+    def lane_occupied(self, obs: np.ndarray, side: int) -> bool:
+        """Anything in the lane on `side` (+1 left, -1 right) within the lane-change gap?"""
+        _, xy, vxy, cls = self._objects(obs)
+        near = (xy[:, 0] > -self.lane_change_rear) & (xy[:, 0] < self.lane_change_front)
+        return bool((near & self.in_path(xy, vxy, cls, side * self.lane_width)).any())
+
+    def __call__(self, obs: np.ndarray, action: int) -> int:
+        """The action to take for the policy's `action` on one object list `obs`."""
+        action = int(action)
+        if action in (LANE_LEFT, LANE_RIGHT):
+            if self.lane_occupied(obs, +1 if action == LANE_LEFT else -1):
+                action = IDLE
+        if action != SLOWER and self.too_close(obs):
+            return SLOWER
+        return action
+
+
+class ShieldedPolicy:
+    """An agents.evaluation.Policy whose actions go through `shield` (one env); counts the
+    actions it changed in the current episode (`interventions`) and marks the last one."""
+
+    def __init__(self, policy, shield: GapShield):
+        self.policy, self.shield = policy, shield
+        self.interventions, self.last_changed = 0, False
+
+    def reset(self, env, seed: int | None) -> None:
+        self.interventions, self.last_changed = 0, False
+        self.policy.reset(env, seed)
+
+    def act(self, obs: np.ndarray, env) -> np.ndarray:
+        wanted = np.asarray(self.policy.act(obs, env)).reshape(-1)
+        taken = np.array([self.shield(o, a) for o, a in zip(obs, wanted, strict=True)])
+        self.last_changed = bool((taken != wanted).any())
+        self.interventions += int(self.last_changed)
+        return taken
