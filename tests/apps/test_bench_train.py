@@ -30,17 +30,17 @@ def bench_section(name: str) -> dict:
 
 def test_train_suite_rates_and_ratios_to_kinematics():
     section = bench_section("train")
-    cases = {k: section["cases"][k] for k in ("kinematics", "objects-bev-torch")}
+    cases = {k: section["cases"][k] for k in ("kinematics", "objects-bev")}
     start = time.perf_counter()
     result = run_train_suite(cases, n_envs=[1], steps=8, rounds=1, args=TINY,
                              target=section["target"], seed=0)
     wall = time.perf_counter() - start
     rows = {r["case"]: r for r in result["rows"]}
-    assert set(rows) == {"kinematics n_envs=1", "objects-bev-torch n_envs=1"}
+    assert set(rows) == {"kinematics n_envs=1", "objects-bev n_envs=1"}
     assert all(set(r) == {"case", "observation", "n_envs", "steps_per_s", "min", "max", "steps",
                           "vs_kinematics"} for r in rows.values())
     assert rows["kinematics n_envs=1"]["vs_kinematics"] == 1.0
-    objects = rows["objects-bev-torch n_envs=1"]
+    objects = rows["objects-bev n_envs=1"]
     assert objects["vs_kinematics"] == pytest.approx(
         objects["steps_per_s"] / rows["kinematics n_envs=1"]["steps_per_s"])
     # exactly the steps asked for, timed inside the call: steps / rate is seconds that the call

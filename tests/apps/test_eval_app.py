@@ -161,3 +161,21 @@ def test_a_checkpoint_for_another_observation_is_refused(trained, tmp_path):
     last = proc.stderr.strip().splitlines()[-1]
     assert f"checkpoint={other}: its observation_space" in last and "pass a checkpoint" in last
     assert no_artefacts(out)
+
+
+def test_a_shield_overrides_the_driver_and_counts_it(tmp_path):
+    """shield=gap between the driver and the env: a shield that finds everything ahead too
+    close (gap 1000 m, corridor 1000 m) brakes the IDM driver; its steps are counted."""
+    plain, shielded = tmp_path / "plain", tmp_path / "shielded"
+    common = ("driver=idm", "episodes=1", "videos=1", "env.config.duration=8")
+    evaluate(plain, *common)
+    evaluate(shielded, *common, "shield=gap", "shield.min_gap=1000", "shield.corridor=1000")
+    a = json.loads((plain / "metrics.json").read_text())
+    b = json.loads((shielded / "metrics.json").read_text())
+    assert "shield_intervention_rate" not in a and b["shield"] == "gap"
+    row = read_episodes_csv(shielded / "episodes.csv")[0]
+    assert row.shield_interventions > 0
+    assert b["shield_intervention_rate"] == pytest.approx(row.shield_interventions / row.length)
+    assert b["distance_mean"] < a["distance_mean"]
+    proc = evaluate(tmp_path / "bad", *common, "shield=gap", "shield.corridor=0", check=False)
+    assert "shield.corridor=0: need a value > 0" in proc.stderr.strip().splitlines()[-1]

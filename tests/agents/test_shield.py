@@ -1,0 +1,116 @@
+"""agents.shield on hand-built object lists (ego frame: x forward, y left)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from agents.observations import ObjectListLayout
+from agents.shield import FASTER, IDLE, LANE_LEFT, LANE_RIGHT, SLOWER, GapShield, ShieldedPolicy
+from roadsight.errors import ConfigError
+from sim.types import CLASSES, EgoState
+
+LAYOUT = ObjectListLayout()
+SHIELD = GapShield(LAYOUT, lane_width=3.5)
+
+
+def scene(speed: float, *objects: tuple[str, float, float, float, float]) -> np.ndarray:
+    """The object list of an ego at `speed` [m/s] among (class, x, y, vx, vy) ground truth."""
+    ego = EgoState(speed=speed, heading_to_lane=0.0, lateral_offset=0.0, world_xy=(0.0, 0.0),
+                   world_heading=0.0, lane_index=0, target_speed=speed, lanes_left=1,
+                   lanes_right=1)
+    cls = np.array([CLASSES.index(o[0]) for o in objects], int)
+    xy = np.array([o[1:3] for o in objects], float).reshape(-1, 2)
+    vxy = np.array([o[3:5] for o in objects], float).reshape(-1, 2)
+    return LAYOUT.encode(cls, xy, vxy, np.ones(len(objects)), ego)
+
+
+@pytest.mark.parametrize("action", [FASTER, IDLE, LANE_LEFT, LANE_RIGHT])
+def test_a_stopped_obstacle_inside_the_gap_brakes(action):
+    obs = scene(8.0, ("obstacle", 20.0, 0.5, 0.0, 0.0))  # s* = 10 + 12 + 8 * 8 / 7.75 = 30.3
+    assert SHIELD(obs, action) == SLOWER
+    assert SHIELD(obs, SLOWER) == SLOWER
+
+
+def test_what_is_outside_the_path_or_the_gap_changes_nothing():
+    for obs in (scene(8.0, ("obstacle", 20.0, 3.5, 0.0, 0.0)),  # the next lane
+                scene(8.0, ("obstacle", 32.0, 0.0, 0.0, 0.0)),  # beyond s* = 30.3 m
+                scene(8.0, ("vehicle", -8.0, 0.0, 8.0, 0.0)),  # behind
+                scene(8.0)):  # an empty road
+        for action in (FASTER, IDLE, SLOWER, LANE_LEFT, LANE_RIGHT):
+            assert SHIELD(obs, action) == action
+
+
+def test_the_gap_to_a_car_ahead_grows_with_the_closing_speed():
+    same_speed = scene(8.0, ("vehicle", 24.0, 0.0, 8.0, 0.0))  # s* = 22 m
+    assert SHIELD(same_speed, FASTER) == FASTER
+    assert SHIELD(scene(8.0, ("vehicle", 20.0, 0.0, 8.0, 0.0)), FASTER) == SLOWER  # < 22 m
+    assert SHIELD(scene(8.0, ("vehicle", 24.0, 0.0, 4.0, 0.0)), FASTER) == SLOWER  # closing
+
+
+def test_a_pedestrian_walking_into_the_path_brakes_one_standing_or_leaving_does_not():
+    towards = scene(6.0, ("pedestrian", 15.0, 5.0, 0.0, -1.5))  # at y 0.5 in 3 s
+    assert SHIELD(towards, FASTER) == SLOWER
+    standing = scene(6.0, ("pedestrian", 15.0, 5.0, 0.0, 0.0))
+    leaving = scene(6.0, ("pedestrian", 15.0, 2.5, 0.0, 1.5))
+    assert SHIELD(standing, FASTER) == FASTER and SHIELD(leaving, IDLE) == IDLE
+    assert SHIELD(scene(6.0, ("pedestrian", 15.0, 0.0, 0.0, 0.0)), IDLE) == SLOWER  # on it
+
+
+def test_a_lane_change_waits_for_a_free_gap():
+    left_car = scene(8.0, ("vehicle", -5.0, 3.5, 9.0, 0.0))  # beside-behind, lane on the left
+    assert SHIELD(left_car, LANE_LEFT) == IDLE
+    assert SHIELD(left_car, LANE_RIGHT) == LANE_RIGHT  # the right lane is free
+    right_far = scene(8.0, ("vehicle", 30.0, -3.5, 8.0, 0.0))
+    assert SHIELD(right_far, LANE_RIGHT) == LANE_RIGHT
+    # a lane change away from an obstacle ahead into a taken gap: IDLE, then the gap rule
+    blocked = scene(8.0, ("obstacle", 20.0, 0.0, 0.0, 0.0), ("vehicle", 5.0, -3.5, 8.0, 0.0))
+    assert SHIELD(blocked, LANE_RIGHT) == SLOWER
+    assert SHIELD(blocked, LANE_LEFT) == SLOWER  # a free lane, but still inside the gap now
+
+
+def test_the_shielded_policy_counts_its_interventions_per_episode():
+    class Always:
+        def __init__(self, action):
+            self.action, self.resets = action, 0
+
+        def reset(self, env, seed):
+            self.resets += 1
+
+        def act(self, obs, env):
+            return np.array([self.action])
+
+    danger = scene(8.0, ("obstacle", 12.0, 0.0, 0.0, 0.0))[None]
+    clear = scene(8.0)[None]
+    policy = ShieldedPolicy(Always(FASTER), SHIELD)
+    policy.reset(None, 0)
+    assert policy.act(danger, None).tolist() == [SLOWER] and policy.last_changed
+    assert policy.act(clear, None).tolist() == [FASTER] and not policy.last_changed
+    assert policy.act(danger, None).tolist() == [SLOWER]
+    assert policy.interventions == 2
+    policy.reset(None, 1)
+    assert policy.interventions == 0 and policy.policy.resets == 2
+
+
+@pytest.mark.parametrize("key", ["corridor", "min_gap", "lane_width"])
+def test_bad_parameters_name_the_key(key):
+    with pytest.raises(ConfigError, match=rf"shield\.{key}=-1.0: need a value > 0"):
+        GapShield(LAYOUT, **{key: -1.0})
+
+
+def test_the_shield_needs_an_object_list():
+    from omegaconf import OmegaConf
+
+    from agents.eval_setup import shield_of
+
+    cfg = OmegaConf.create({"shield": {"_target_": "agents.shield.GapShield",
+                                       "lane_width": None}})
+    run = OmegaConf.create({"observation": {"name": "pixels"}, "env": {"config": {}}})
+    with pytest.raises(ConfigError, match="observation=pixels has none; use it with "
+                                          "observation=kinematics or objects"):
+        shield_of(cfg, run)
+    run = OmegaConf.create({"observation": {"name": "kinematics", "layout": {
+        "_target_": "agents.observations.ObjectListLayout"}}, "env": {"config": {
+            "lane_width": 3.5}}})
+    assert shield_of(cfg, run).lane_width == 3.5  # the env's
+    assert shield_of(OmegaConf.create({}), run) is None
