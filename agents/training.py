@@ -142,7 +142,6 @@ def train_policy(cfg: DictConfig, out: Path, camera: str = "bev") -> dict:
         if eval_env is not None:
             eval_env.close()
     metrics["total_timesteps"] = int(model.num_timesteps)
-    metrics["eval_seeds"] = [EVAL_SEED_BASE, EVAL_SEED_BASE + cfg.eval_episodes - 1]
     if perception is not None:
         metrics["detector"] = perception.to_json()
     if (out / "imitation.json").is_file():  # env steps the teacher's labels took, besides RL's
