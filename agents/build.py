@@ -168,9 +168,7 @@ def detector_checkpoint(cfg: DictConfig, camera: str) -> Path:
 def load_perception(cfg: DictConfig, camera: str, out_dir: str | Path) -> Perception:
     """The detector for `observation=objects|embedding`: checkpoint, backend, device, per-class
     thresholds; embedding needs the torch backend (the feature map)."""
-    from perception.backends import load_detector
     from perception.checkpoint import load_checkpoint
-    from perception.decode import DecodeOptions
     from perception.provenance import check_rendered_camera
 
     path = detector_checkpoint(cfg, camera)

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from agents.observations import CLASS0, PRESENCE, VX, VY, X, Y, ObjectListLayout
+from agents.observations import CLASS0, PRESENCE, VX, VY, ObjectListLayout, X, Y
 from roadsight.errors import ConfigError
 from sim.types import CLASSES
 

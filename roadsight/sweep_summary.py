@@ -15,12 +15,14 @@ from pathlib import Path
 import numpy as np
 import yaml
 
+from agents.finished import IGNORED_KEYS
 from agents.metrics import bootstrap_interval
 from roadsight.io import flatten_keys
 
 SEED_KEYS = ("seed", "+seed", "++seed")  # overrides that only pick a seed: not a group key
-# overrides that change how a job runs, not what it measures: not group keys either
-QUIET_KEYS = ("progress_bar", "device", "threads", "videos")
+# overrides that change how a job runs, not what it measures: not group keys either (the keys
+# a finished training run ignores, and how many eval episodes get a video)
+QUIET_KEYS = (*IGNORED_KEYS, "videos")
 
 
 @dataclass

@@ -57,7 +57,8 @@ def test_seeds_are_grouped_and_failed_jobs_listed(tmp_path):
 
     returns = {("ppo", 0): 1.0, ("ppo", 1): 3.0, ("ppo", 2): 5.0, ("dqn", 0): 2.0}
     for k, ((agent, seed), r) in enumerate(returns.items()):
-        quiet = ["progress_bar=false", "device=cpu"] if k == 2 else []  # how it ran: same group
+        quiet = ["progress_bar=false", "device=cpu", "resume=true", "perception.backend=torch"] \
+            if k == 2 else []  # how it ran: same group
         write_job(tmp_path, f"{k}_agent={agent},seed={seed}",
                   [f"agent={agent}", f"seed={seed}", *quiet], {"return_mean": r, "crash_rate": 0.5})
     write_job(tmp_path, "4_agent=dqn,seed=1", ["agent=dqn", "seed=1"],
