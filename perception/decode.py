@@ -160,12 +160,6 @@ def dense_boxes(size: torch.Tensor, offset: torch.Tensor, stride: int) -> torch.
     return torch.stack([xc - half_w, yc - half_h, xc + half_w, yc + half_h], dim=1)
 
 
-def _pair_iou(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """IoU of (B, 4, h, w) boxes a and b, cell by cell -> (B, h, w)."""
-    inter, union = box_inter_union(a.movedim(1, -1), b.movedim(1, -1))
-    return inter / union.clamp(min=1e-9)
-
-
 def check_peak_iou(peak_iou: float | None) -> float | None:
     """`peak_iou` must be null or a number in [0, 1): a ConfigError names the key otherwise."""
     if peak_iou is None:
@@ -247,31 +241,16 @@ def peak_mask(heatmap: torch.Tensor, boxes: torch.Tensor, peak_iou: float | None
     with IoU > t, so that two small objects in adjacent cells both stay peaks, while the cells
     around a large object's centre (whose boxes nearly coincide) are still suppressed.
     `floor`: only cells with heatmap >= floor are judged (the others are False): the same
-    answer for them, at a fraction of the cost when few cells reach the score threshold.
+    answer for them, at a fraction of the cost when few cells reach the score threshold; None
+    judges every cell.
     """
     if peak_iou is None:
         return F.max_pool2d(heatmap, 3, stride=1, padding=1) == heatmap
-    h, w = heatmap.shape[-2:]
     heat_pad = F.pad(heatmap, (1, 1, 1, 1), value=-1.0)  # outside the map: never higher
     box_pad = F.pad(boxes, (1, 1, 1, 1))
-    if floor is not None:
-        return _candidate_peaks(heatmap, boxes, heat_pad, box_pad, peak_iou, floor)
-    keep = torch.ones_like(heatmap, dtype=torch.bool)
-    for dy in (-1, 0, 1):
-        for dx in (-1, 0, 1):
-            if dy == dx == 0:
-                continue
-            window = (..., slice(1 + dy, 1 + dy + h), slice(1 + dx, 1 + dx + w))
-            overlap = _pair_iou(boxes, box_pad[window]) > peak_iou  # (B, h, w)
-            keep &= ~((heat_pad[window] > heatmap) & overlap[:, None])
-    return keep
-
-
-def _candidate_peaks(heatmap: torch.Tensor, boxes: torch.Tensor, heat_pad: torch.Tensor,
-                     box_pad: torch.Tensor, peak_iou: float, floor: float) -> torch.Tensor:
-    """peak_mask's IoU rule on the cells with heatmap >= floor only (same arithmetic)."""
     keep = torch.zeros_like(heatmap, dtype=torch.bool)
-    bi, ci, yi, xi = (heatmap >= floor).nonzero(as_tuple=True)
+    judged = heatmap >= floor if floor is not None else torch.ones_like(keep)
+    bi, ci, yi, xi = judged.nonzero(as_tuple=True)
     if len(bi) == 0:
         return keep
     own, value = boxes[bi, :, yi, xi], heatmap[bi, ci, yi, xi]  # (n, 4), (n,)

@@ -115,6 +115,26 @@ def test_box_aware_peaks_keep_adjacent_small_objects_that_max_pool_merges():
     np.testing.assert_allclose(score.numpy(), [1.0, 0.8])
 
 
+def _whole_map_peaks(heatmap, boxes, peak_iou):
+    """The IoU peak rule over every cell at once (peak_mask's former implementation): the
+    reference that peak_mask must agree with."""
+    import torch.nn.functional as F
+
+    h, w = heatmap.shape[-2:]
+    heat_pad = F.pad(heatmap, (1, 1, 1, 1), value=-1.0)
+    box_pad = F.pad(boxes, (1, 1, 1, 1))
+    keep = torch.ones_like(heatmap, dtype=torch.bool)
+    for dy in (-1, 0, 1):
+        for dx in (-1, 0, 1):
+            if dy == dx == 0:
+                continue
+            window = (..., slice(1 + dy, 1 + dy + h), slice(1 + dx, 1 + dx + w))
+            inter, union = box_inter_union(boxes.movedim(1, -1), box_pad[window].movedim(1, -1))
+            overlap = inter / union.clamp(min=1e-9) > peak_iou
+            keep &= ~((heat_pad[window] > heatmap) & overlap[:, None])
+    return keep
+
+
 def test_peaks_judged_above_a_floor_are_those_of_the_whole_map():
     """decode judges only the cells over the lowest class threshold (peak_mask's `floor`):
     for them, the same answer as judging every cell."""
@@ -126,6 +146,7 @@ def test_peaks_judged_above_a_floor_are_those_of_the_whole_map():
         size = torch.randn(2, 2, 16, 32, generator=g) * 0.5
         boxes = dense_boxes(size, torch.rand(2, 2, 16, 32, generator=g), 4)
         full = peak_mask(heat, boxes, 0.3)
+        assert torch.equal(full, _whole_map_peaks(heat, boxes, 0.3))
         assert 0 < int(((heat >= 0.2) & full).sum()) < int(full.sum())
         assert torch.equal(peak_mask(heat, boxes, 0.3, floor=0.2), full & (heat >= 0.2))
         assert not peak_mask(heat, boxes, 0.3, floor=1.1).any()
