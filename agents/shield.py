@@ -25,9 +25,9 @@ import numpy as np
 
 from agents.observations import CLASS0, PRESENCE, VX, VY, ObjectListLayout, X, Y
 from roadsight.errors import ConfigError
+from sim.drivers import IDLE, LANE_LEFT, LANE_RIGHT, SLOWER
 from sim.types import CLASSES
 
-LANE_LEFT, IDLE, LANE_RIGHT, FASTER, SLOWER = 0, 1, 2, 3, 4  # DiscreteMetaAction's order
 PEDESTRIAN = CLASSES.index("pedestrian")
 
 
@@ -55,8 +55,9 @@ class GapShield:
             raise ConfigError(f"shield.pedestrian_horizon={self.pedestrian_horizon!r}: need a "
                               f"value >= 0")
 
-    def _objects(self, obs: np.ndarray) -> tuple[float, np.ndarray, np.ndarray, np.ndarray]:
-        """Ego speed and the present objects' (x, y), (vx, vy) in m, m/s and classes."""
+    def scene(self, obs: np.ndarray) -> tuple[float, np.ndarray, np.ndarray, np.ndarray]:
+        """One object list as ego speed and the present objects' (x, y), (vx, vy) in m, m/s
+        and classes."""
         ps, vs = self.layout.position_scale, self.layout.velocity_scale
         speed = float(np.hypot(obs[0, VX], obs[0, VY]) * vs)
         rows = obs[1:][obs[1:, PRESENCE] > 0]
@@ -77,28 +78,29 @@ class GapShield:
         lo, hi = np.minimum(y0, y1), np.maximum(y0, y1)
         return (hi > -self.corridor) & (lo < self.corridor)
 
-    def too_close(self, obs: np.ndarray) -> bool:
-        """Anything ahead in the ego's path nearer than IDM's desired gap?"""
-        speed, xy, vxy, cls = self._objects(obs)
+    def too_close(self, scene: tuple) -> bool:
+        """Anything ahead in the ego's path nearer than IDM's desired gap? (`scene`: see
+        `scene`)"""
+        speed, xy, vxy, cls = scene
         ahead = (xy[:, 0] > 0) & self.in_path(xy, vxy, cls)
         if not ahead.any():
             return False
         closing = speed - vxy[ahead, 0]
         return bool((xy[ahead, 0] < self.desired_gap(speed, closing)).any())
 
-    def lane_occupied(self, obs: np.ndarray, side: int) -> bool:
+    def lane_occupied(self, scene: tuple, side: int) -> bool:
         """Anything in the lane on `side` (+1 left, -1 right) within the lane-change gap?"""
-        _, xy, vxy, cls = self._objects(obs)
+        _, xy, vxy, cls = scene
         near = (xy[:, 0] > -self.lane_change_rear) & (xy[:, 0] < self.lane_change_front)
         return bool((near & self.in_path(xy, vxy, cls, side * self.lane_width)).any())
 
     def __call__(self, obs: np.ndarray, action: int) -> int:
         """The action to take for the policy's `action` on one object list `obs`."""
-        action = int(action)
+        action, scene = int(action), self.scene(obs)
         if action in (LANE_LEFT, LANE_RIGHT):
-            if self.lane_occupied(obs, +1 if action == LANE_LEFT else -1):
+            if self.lane_occupied(scene, +1 if action == LANE_LEFT else -1):
                 action = IDLE
-        if action != SLOWER and self.too_close(obs):
+        if action != SLOWER and self.too_close(scene):
             return SLOWER
         return action
 

@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 
 from agents.observations import ObjectListLayout
-from agents.shield import FASTER, IDLE, LANE_LEFT, LANE_RIGHT, SLOWER, GapShield, ShieldedPolicy
+from agents.shield import GapShield, ShieldedPolicy
 from roadsight.errors import ConfigError
+from sim.drivers import FASTER, IDLE, LANE_LEFT, LANE_RIGHT, SLOWER
 from sim.types import CLASSES, EgoState
 
 LAYOUT = ObjectListLayout()
