@@ -185,26 +185,30 @@ def load_perception(cfg: DictConfig, camera: str, out_dir: str | Path) -> Percep
     thresh = p.score_thresh  # null: the checkpoint's per-class F1-best thresholds, else 0.3
     options = DecodeOptions(OmegaConf.to_object(thresh) if OmegaConf.is_config(thresh)
                             else thresh, p.topk, p.peak_iou, p.snap_px).for_checkpoint(state)
-    export_dir = p.get("export_dir") or out_dir
-    onnx = p.get("onnx") or (str(Path(export_dir) / "detector.onnx") if backend == "onnx"
-                             else None)
     spec = DetectorSpec(str(path), backend, p.get("onnx"), options, tile_hw, p.tile_overlap)
-    source = spec.build(cfg.device, export_dir)  # backend=onnx without `onnx`: exports it
-    spec = dataclasses.replace(spec, onnx=onnx)  # the workers load the exported file
+    # backend=onnx without `onnx`: exported into export_dir (the run dir) first
+    source = spec.build(cfg.device, p.get("export_dir") or out_dir)
     detector = source.detector if isinstance(source, TiledDetector) else source
+    if backend == "onnx":  # the workers load the file this process loaded
+        spec = dataclasses.replace(spec, onnx=str(detector.backend.path))
     return Perception(DetectorSource(source), str(path), sha256(path), options.thresh,
-                      backend, detector, spec, placement(cfg, detector))
+                      backend, detector, spec, placement(cfg))
 
 
 BACKENDS = ("auto", "torch", "onnx")
+
+
+def on_cpu(cfg: DictConfig) -> bool:
+    """Does `device=` put the detector on the CPU?"""
+    from roadsight.device import resolve_device_name
+
+    return resolve_device_name(cfg.device) == "cpu"
 
 
 def backend_choice(cfg: DictConfig) -> str:
     """`perception.backend`; auto: onnxruntime for `objects` on the CPU (its convs take about
     0.6x torch's time on one core, measured), torch on a GPU and for `embedding` (which reads the
     feature map: onnx has none)."""
-    from roadsight.device import resolve_device_name
-
     choice = str(cfg.perception.backend)
     if choice not in BACKENDS:
         raise ConfigError(f"perception.backend={choice!r}; choose from {', '.join(BACKENDS)}")
@@ -213,24 +217,22 @@ def backend_choice(cfg: DictConfig) -> str:
                           f"detector's feature map; choose perception.backend=torch or auto")
     if choice != "auto":
         return choice
-    on_cpu = resolve_device_name(cfg.device) == "cpu"
-    return "onnx" if on_cpu and cfg.observation.name == "objects" else "torch"
+    return "onnx" if on_cpu(cfg) and cfg.observation.name == "objects" else "torch"
 
 
-def placement(cfg: DictConfig, detector) -> str:
+def placement(cfg: DictConfig) -> str:
     """`perception.placement`: where a multi-worker training env runs the detector. auto: in
     the workers (one detector each, on its share of the cores) when it runs on the CPU and the
     observation is `objects`; else in this process (one batched forward, a GPU's strength)."""
     choice = str(cfg.perception.get("placement", "auto"))
     if choice not in PLACEMENTS:
         raise ConfigError(f"perception.placement={choice!r}; choose from {', '.join(PLACEMENTS)}")
-    on_cpu = str(getattr(detector.backend, "device", "cpu")) == "cpu"  # onnx: the CPU here
     if choice == "workers" and cfg.observation.name != "objects":
         raise ConfigError(f"perception.placement=workers: observation={cfg.observation.name} "
                           f"reads the detector's feature map in this process; choose "
                           f"perception.placement=main or auto")
     if choice == "auto":
-        return "workers" if on_cpu and cfg.observation.name == "objects" else "main"
+        return "workers" if on_cpu(cfg) and cfg.observation.name == "objects" else "main"
     return choice
 
 

@@ -80,6 +80,7 @@ class OnnxBackend:
         except Exception as e:  # onnxruntime raises its own Fail/InvalidGraph types
             raise CheckpointError(f"onnx model {path}: onnxruntime cannot load it: {e}") from e
         self.input_name = self.session.get_inputs()[0].name
+        self.path = Path(path)
 
     def __call__(self, x: torch.Tensor) -> Outputs:
         outs = self.session.run(None, {self.input_name: x.cpu().numpy().astype(np.float32)})
