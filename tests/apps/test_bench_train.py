@@ -28,13 +28,26 @@ def bench_section(name: str) -> dict:
     return OmegaConf.to_container(cfg[name], resolve=True)
 
 
-def test_train_suite_rates_and_ratios_to_kinematics():
+def test_train_suite_rates_and_ratios_to_kinematics(monkeypatch):
+    import roadsight.bench.train_speed as train_speed
+
+    setup = []  # seconds spent building and warming up each case (not timed by the suite)
+    build = train_speed.training_case
+
+    def timed_build(*args, **kwargs):
+        t0 = time.perf_counter()
+        run = build(*args, **kwargs)
+        setup.append(time.perf_counter() - t0)
+        return run
+
+    monkeypatch.setattr(train_speed, "training_case", timed_build)
     section = bench_section("train")
     cases = {k: section["cases"][k] for k in ("kinematics", "objects-bev")}
     start = time.perf_counter()
     result = run_train_suite(cases, n_envs=[1], steps=8, rounds=1, args=TINY,
                              target=section["target"], seed=0)
-    wall = time.perf_counter() - start
+    wall = time.perf_counter() - start - sum(setup)  # the suite's time outside case set-up
+    assert len(setup) == 2
     rows = {r["case"]: r for r in result["rows"]}
     assert set(rows) == {"kinematics n_envs=1", "objects-bev n_envs=1"}
     assert all(set(r) == {"case", "observation", "n_envs", "steps_per_s", "min", "max", "steps",
