@@ -57,12 +57,16 @@ def finished_metrics(cfg: DictConfig, out: Path) -> dict | None:
 
 
 def resume_flag(value: object, out: Path) -> bool:
-    """`resume` as a bool: `auto` resumes when OUT/checkpoints/ holds a checkpoint."""
+    """`resume` as a bool: `auto` resumes when OUT holds a checkpoint, or imitation's rounds or
+    result (agents.training.DAGGER_STATE, IMITATION_FILES)."""
+    from agents.training import DAGGER_STATE, IMITATION_FILES
+
     if isinstance(value, bool):
         return value
     if value == "auto":
-        found = checkpoints(out / "checkpoints")
+        found = [c.model for c in checkpoints(out / "checkpoints")][-1:]
+        found = found or [p for p in (out / DAGGER_STATE, out / IMITATION_FILES[0]) if p.is_file()]
         if found:
-            log.info("resume=auto: continuing from %s", found[-1].model)
+            log.info("resume=auto: continuing from %s", found[-1])
         return bool(found)
     raise ConfigError(f"resume={value!r}: choose from {RESUME_CHOICES}")

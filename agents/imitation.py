@@ -16,12 +16,23 @@ its simplest form, with DAgger (Ross et al., AISTATS 2011) against the student's
 
 PPO then starts from the imitating policy. Only actor-critic (PPO) policies: a DQN has no
 action distribution to imitate with.
+
+Resumable: after each round `dagger(state=PATH)` writes everything the next round needs (the
+data so far, the policy and its optimizer, the random generator, the round) atomically to PATH;
+given an existing PATH it continues after that round. The resumed rounds play fresh episodes
+(`reseed(steps collected so far)` restarts the envs), so they are not the very episodes an
+uninterrupted run would have played; the data, weights and budget carry over exactly.
 """
 
 from __future__ import annotations
 
+import io
+import json
 import logging
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
@@ -30,7 +41,8 @@ from stable_baselines3.common.policies import ActorCriticPolicy
 from stable_baselines3.common.vec_env import VecEnv
 from tqdm import tqdm
 
-from roadsight.errors import ConfigError
+from roadsight.errors import ConfigError, UserInputError
+from roadsight.io import atomic_write_bytes
 
 log = logging.getLogger(__name__)
 LABEL = "teacher_action"
@@ -96,10 +108,49 @@ def discounted_returns(rewards: np.ndarray, dones: np.ndarray, gamma: float) -> 
     return out
 
 
+def _save_state(path: Path, round_done: int, policy, optimizer, rng: np.random.Generator,
+                data: list[tuple[np.ndarray, np.ndarray, np.ndarray]], stats: dict) -> None:
+    import torch as th
+
+    state = {"round": round_done, "policy": policy.state_dict(),
+             "optimizer": optimizer.state_dict(), "rng": json.dumps(rng.bit_generator.state),
+             "stats": json.dumps(stats),
+             "data": [tuple(th.from_numpy(np.ascontiguousarray(x)) for x in part)
+                      for part in data]}
+    buf = io.BytesIO()
+    th.save(state, buf)
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def _load_state(path: Path, policy, optimizer, rng: np.random.Generator, options: DaggerOptions):
+    """Restore what `_save_state` wrote into `policy`, `optimizer` and `rng`; returns (rounds
+    done, data, stats of the last round). A file that is not such a state names itself."""
+    import torch as th
+
+    try:
+        state = th.load(path, map_location=policy.device, weights_only=True)
+        policy.load_state_dict(state["policy"])
+        optimizer.load_state_dict(state["optimizer"])
+        rng.bit_generator.state = json.loads(state["rng"])
+        data = [tuple(x.numpy() for x in part) for part in state["data"]]
+        done, stats = int(state["round"]), json.loads(state["stats"])
+    except Exception as e:  # any unreadable or foreign file: say which and why
+        raise UserInputError(f"{path}: not a loadable DAgger state of this policy "
+                             f"({type(e).__name__}: {e}); delete it to imitate afresh") from e
+    if not 0 < done <= options.rounds or len(data) != done:
+        raise UserInputError(f"{path}: holds {done} DAgger rounds of data for {len(data)}, "
+                             f"with imitation.rounds={options.rounds}; delete it to imitate "
+                             f"afresh")
+    return done, data, stats
+
+
 def dagger(model: BaseAlgorithm, venv: VecEnv, options: DaggerOptions, seed: int = 0,
-           progress_bar: bool = True) -> dict:
+           progress_bar: bool = True, state: Path | None = None,
+           reseed: Callable[[int], None] | None = None) -> dict:
     """Train `model.policy` to imitate the teacher whose labels `venv`'s infos carry; returns
-    the statistics of the last round (teacher agreement of the student, episodes, crashes)."""
+    the statistics of the last round (teacher agreement of the student, episodes, crashes).
+    `state`: where each finished round is saved, and resumed from when the file exists;
+    `reseed(steps)` is called with the steps already collected before a resumed round."""
     import torch as th
 
     policy = model.policy
@@ -110,12 +161,20 @@ def dagger(model: BaseAlgorithm, venv: VecEnv, options: DaggerOptions, seed: int
     optimizer = th.optim.Adam(policy.parameters(), lr=options.learning_rate)
     n = venv.num_envs
     per_round = -(-options.steps // options.rounds)
-    obs_all, labels_all, returns_all = [], [], []
+    data: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []  # (obs, labels, returns) a round
+    first, stats = 0, {}
+    if state is not None and Path(state).is_file():
+        first, data, stats = _load_state(Path(state), policy, optimizer, rng, options)
+        log.info("dagger: resuming after round %d of %d from %s", first - 1, options.rounds,
+                 state)
+        if reseed is not None:
+            reseed(sum(len(labels) for _, labels, _ in data))
+    bar = tqdm(total=options.steps, desc="dagger", unit="step", disable=not progress_bar,
+               initial=min(first * per_round, options.steps))
     obs = venv.reset()
     labels = np.array([_reset_label(venv, i) for i in range(n)])
-    stats: dict = {}
-    bar = tqdm(total=options.steps, desc="dagger", unit="step", disable=not progress_bar)
-    for r in range(options.rounds):
+    clock, seconds = time.monotonic(), stats.get("seconds", 0.0)  # over every sitting
+    for r in range(first, options.rounds):
         beta = options.beta ** r
         steps = min(per_round, options.steps - r * per_round)
         obs_r, labels_r, rewards_r, dones_r = [], [], [], []
@@ -136,19 +195,20 @@ def dagger(model: BaseAlgorithm, venv: VecEnv, options: DaggerOptions, seed: int
             crashes += sum(bool(infos[i].get("crashed")) for i in range(n) if dones[i])
             bar.update(n)
         rewards_r, dones_r = np.array(rewards_r), np.array(dones_r)
-        obs_all.append(np.concatenate(obs_r))
-        labels_all.append(np.concatenate(labels_r))
         rets = np.stack([discounted_returns(rewards_r[:, i], dones_r[:, i], model.gamma)
                          for i in range(n)], axis=1)
-        returns_all.append(rets.reshape(-1))
-        loss = _fit(policy, optimizer, np.concatenate(obs_all), np.concatenate(labels_all),
-                    np.concatenate(returns_all), options, rng)
+        data.append((np.concatenate(obs_r), np.concatenate(labels_r), rets.reshape(-1)))
+        loss = _fit(policy, optimizer, *(np.concatenate(x) for x in zip(*data, strict=True)),
+                    options, rng)
         stats = {"round": r, "beta": beta, "student_agreement": agree / (len(obs_r) * n),
                  "episodes": episodes, "crashes": crashes, "loss": loss,
-                 "dataset": int(sum(len(x) for x in labels_all))}
+                 "dataset": int(sum(len(labels) for _, labels, _ in data)),
+                 "seconds": round(seconds + time.monotonic() - clock, 1)}
         log.info("dagger round %d (beta %.2f): student agreed with the teacher on %.1f%% of "
                  "steps, %d/%d episodes crashed, loss %.3f", r, beta,
                  100 * stats["student_agreement"], crashes, episodes, loss)
+        if state is not None:
+            _save_state(Path(state), r + 1, policy, optimizer, rng, data, stats)
     bar.close()
     return stats
 

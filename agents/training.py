@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import logging
 import shutil
-import time
 from pathlib import Path
 
 from omegaconf import DictConfig
@@ -66,6 +65,44 @@ def final_evaluation(cfg: DictConfig, model, perception: Perception | None,
     return result.metrics
 
 
+DAGGER_STATE = "checkpoints/dagger.pt"  # in OUT: the rounds of imitation done so far
+IMITATION_FILES = ("imitation_model.zip", "imitation.json")  # in OUT: imitation finished
+
+
+def teacher_steps(cfg: DictConfig) -> int:
+    """The env steps imitation collects before reinforcement learning."""
+    return int(cfg.imitation.steps)
+
+
+def imitate(cfg: DictConfig, model, venv, perception: Perception | None, out: Path):
+    """DAgger from the teacher (agents.imitation) before RL; returns the imitating model.
+
+    OUT/imitation_model.zip + imitation.json: the student before any RL and its evaluation.
+    With `cfg.resume`, a finished imitation is loaded instead of repeated, and an interrupted
+    one continues after its last round (OUT/checkpoints/dagger.pt)."""
+    from agents.imitation import DaggerOptions, dagger
+
+    if cfg.resume and all((out / name).is_file() for name in IMITATION_FILES):
+        log.info("resuming after imitation: %s", out / IMITATION_FILES[0])
+        return type(model).load(out / IMITATION_FILES[0], env=venv, device=model.device,
+                                tensorboard_log=str(out / "tb"))
+    state = out / DAGGER_STATE
+    if not cfg.resume:
+        state.unlink(missing_ok=True)  # a fresh run does not continue an old run's rounds
+    options = DaggerOptions(**{k: v for k, v in cfg.imitation.items()
+                               if k not in ("teacher", "teacher_kwargs")})
+    stats = dagger(model, venv, options, cfg.seed, cfg.progress_bar, state=state,
+                   reseed=lambda steps: venv.seed(train_seed_base(cfg.seed, steps, cfg.n_envs)))
+    imitation = {"teacher": cfg.imitation.teacher, "steps": options.steps, **stats}
+    save_model(model, out / IMITATION_FILES[0])  # the student before any RL
+    imitation["eval"] = final_evaluation(cfg, model, perception, out / "imitation_episodes.csv")
+    log.info("imitation alone: return %.2f, crash rate %.2f on the eval seeds",
+             imitation["eval"]["return_mean"], imitation["eval"]["crash_rate"])
+    atomic_write_json(out / IMITATION_FILES[1], imitation)
+    state.unlink(missing_ok=True)  # imitation_model.zip holds its result now
+    return model
+
+
 def train_policy(cfg: DictConfig, out: Path, camera: str = "bev") -> dict:
     """Train (or with `cfg.resume`, continue) a policy into `out`; return the final metrics."""
     import torch
@@ -95,22 +132,11 @@ def train_policy(cfg: DictConfig, out: Path, camera: str = "bev") -> dict:
                 model.load_replay_buffer(last[0].replay_buffer)
             log.info("resuming from %s at step %d", last[0].model, model.num_timesteps)
         done = model.num_timesteps if last else 0
-        venv.seed(train_seed_base(cfg.seed, done, cfg.n_envs))  # after SB3's own env.seed(seed)
+        # imitation's env steps came first: a resumed run's episodes start after them
+        imitated = teacher_steps(cfg) if teacher is not None else 0
+        venv.seed(train_seed_base(cfg.seed, imitated + done if last else 0, cfg.n_envs))
         if teacher is not None and not last:  # a resumed run's policy has imitated already
-            from agents.imitation import DaggerOptions, dagger
-
-            options = DaggerOptions(**{k: v for k, v in cfg.imitation.items()
-                                       if k not in ("teacher", "teacher_kwargs")})
-            start = time.monotonic()
-            imitation = {"teacher": cfg.imitation.teacher, "steps": options.steps,
-                         **dagger(model, venv, options, cfg.seed, cfg.progress_bar)}
-            imitation["seconds"] = round(time.monotonic() - start, 1)
-            save_model(model, out / "imitation_model.zip")  # the student before any RL
-            imitation["eval"] = final_evaluation(cfg, model, perception,
-                                                 out / "imitation_episodes.csv")
-            log.info("imitation alone: return %.2f, crash rate %.2f on the eval seeds",
-                     imitation["eval"]["return_mean"], imitation["eval"]["crash_rate"])
-            atomic_write_json(out / "imitation.json", imitation)
+            model = imitate(cfg, model, venv, perception, out)
         clock = TrainClock(out / "train_time.json", resumed=bool(last))
         callbacks = [AtomicCheckpoint(out / "checkpoints", cfg.checkpoint_freq,
                                      cfg.get("checkpoint_keep", 0)),

@@ -57,6 +57,13 @@ def test_resume_auto_follows_the_checkpoints(tmp_path):
     assert resume_flag("auto", tmp_path) is False
     assert resume_flag(True, tmp_path) is True and resume_flag(False, tmp_path) is False
     (tmp_path / "checkpoints").mkdir()
+    (tmp_path / "checkpoints" / "dagger.pt").write_bytes(b"")  # imitation's rounds
+    assert resume_flag("auto", tmp_path) is True
+    (tmp_path / "checkpoints" / "dagger.pt").unlink()
+    (tmp_path / "imitation_model.zip").write_bytes(b"")  # imitation done, no RL checkpoint yet
+    assert resume_flag("auto", tmp_path) is True
+    (tmp_path / "imitation_model.zip").unlink()
+    assert resume_flag("auto", tmp_path) is False
     (tmp_path / "checkpoints" / "model_64_steps.zip").write_bytes(b"")
     assert resume_flag("auto", tmp_path) is True
     with pytest.raises(ConfigError, match="resume='yes': choose from true, false, auto"):

@@ -8,7 +8,7 @@ import pytest
 from agents.build import build_agent, build_env, teacher_config
 from agents.imitation import LABEL, DaggerOptions, TeacherLabels, dagger, discounted_returns
 from agents.seeding import train_seed_base
-from roadsight.errors import ConfigError
+from roadsight.errors import ConfigError, UserInputError
 from sim.drivers import IDMDriver
 from sim.make import make_env
 from tests.agents.test_build import config
@@ -84,5 +84,57 @@ def test_bad_imitation_settings_name_the_key(tmp_path):
     try:
         with pytest.raises(ConfigError, match=r"actor-critic policy \(agent=ppo\), not DQN"):
             dagger(build_agent(cfg, venv), venv, DaggerOptions(steps=8), progress_bar=False)
+    finally:
+        venv.close()
+
+
+def test_dagger_resumes_after_its_last_saved_round(tmp_path, monkeypatch):
+    import agents.imitation as imitation
+
+    cfg = config("observation=kinematics", "extractor=mlp", "n_envs=1", "imitation.teacher=idm",
+                 "agent.n_steps=64", "total_timesteps=64")
+    options = DaggerOptions(steps=90, rounds=3, epochs=2)
+    state = tmp_path / "dagger.pt"
+    venv = build_env(cfg, 1, teacher=teacher_config(cfg))
+    try:
+        fits, real_fit = [], imitation._fit
+
+        def fit_then_stop(*args):  # the process dies while training round 1
+            fits.append(1)
+            if len(fits) == 2:
+                raise KeyboardInterrupt
+            return real_fit(*args)
+
+        model = build_agent(cfg, venv)
+        monkeypatch.setattr(imitation, "_fit", fit_then_stop)
+        with pytest.raises(KeyboardInterrupt):
+            dagger(model, venv, options, seed=0, progress_bar=False, state=state)
+        monkeypatch.setattr(imitation, "_fit", real_fit)
+        after_round_0 = {k: v.clone() for k, v in model.policy.state_dict().items()}
+
+        fresh = build_agent(cfg, venv)  # a new process: untrained weights
+        restored = []
+
+        def reseed(steps):
+            restored.append((steps, all(v.equal(after_round_0[k])
+                                        for k, v in fresh.policy.state_dict().items())))
+        stats = dagger(fresh, venv, options, seed=0, progress_bar=False, state=state,
+                       reseed=reseed)
+    finally:
+        venv.close()
+    assert restored == [(30, True)]  # round 0's data and weights, the envs reseeded after it
+    assert stats["round"] == 2 and stats["dataset"] == 90 and stats["beta"] == 0.25
+
+
+def test_a_corrupt_dagger_state_names_the_file(tmp_path):
+    cfg = config("observation=kinematics", "extractor=mlp", "n_envs=1", "imitation.teacher=idm",
+                 "agent.n_steps=64", "total_timesteps=64")
+    state = tmp_path / "dagger.pt"
+    state.write_bytes(b"not a torch file")
+    venv = build_env(cfg, 1, teacher=teacher_config(cfg))
+    try:
+        with pytest.raises(UserInputError, match=r"dagger.pt: not a loadable DAgger state"):
+            dagger(build_agent(cfg, venv), venv, DaggerOptions(steps=8), progress_bar=False,
+                   state=state)
     finally:
         venv.close()

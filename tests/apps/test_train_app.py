@@ -100,6 +100,31 @@ def test_teacher_then_ppo_and_a_resumed_run_does_not_imitate_again(tmp_path):
     assert metrics["total_timesteps"] == 192 and metrics["imitation"] == imitation
 
 
+def test_a_run_killed_mid_imitation_continues_after_its_last_round(tmp_path):
+    out = tmp_path / "run"
+    args = ("observation=kinematics", "extractor=mlp", "agent.n_steps=64", "eval_freq=0",
+            "checkpoint_freq=64", "imitation.teacher=idm", "imitation.steps=240",
+            "imitation.rounds=3", "imitation.epochs=2", "total_timesteps=64",
+            f"hydra.run.dir={out}")
+    state = out / "checkpoints" / "dagger.pt"
+    proc = subprocess.Popen([ROADSIGHT, "train", *TINY, *args], env=ENV,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 300
+    while time.time() < deadline and proc.poll() is None and not state.is_file():
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGKILL)  # in round 1, right after round 0 was saved
+    proc.wait()
+    assert state.is_file() and not (out / "imitation.json").exists()
+    second = run(*args)  # resume=auto finds the DAgger state
+    assert "dagger: resuming after round 0 of 3" in second.stdout
+    assert "dagger round 0 " not in second.stdout and "dagger round 2 " in second.stdout
+    imitation = json.loads((out / "imitation.json").read_text())
+    assert imitation["dataset"] == 240 and imitation["round"] == 2
+    assert not state.exists()  # imitation_model.zip holds the result now
+    assert json.loads((out / "metrics.json").read_text())["total_timesteps"] == 64
+    assert not list(out.rglob("*.tmp"))
+
+
 @pytest.mark.parametrize(("args", "message"), [
     (("agent=sarsa",), "roadsight train: agent=sarsa: no such option; choose from dqn, ppo"),
     (("extractor=cnn",), "roadsight train: extractor=cnn: no such option; choose from "
