@@ -3,7 +3,8 @@ overrides but the seed.
 
 Writes into DIR: summary.csv (a row per group: n seeds, failed jobs, per metric mean, std and
 95% bootstrap interval), jobs.csv (every job with its status and error), summary.md, and the
-plots summary_bars.png and, when jobs have TensorBoard logs, summary_curves.png. Failed jobs are
+plots summary_bars.png, when jobs have TensorBoard logs summary_curves.png, and with `x=KEY`
+summary_<KEY>.png (each metric against a numeric swept key, e.g. corruption.severity). Failed jobs are
 listed with their error, never dropped. Its own run.json goes to the Hydra run dir
 (outputs/summarize/...), so a mistyped sweep= is reported, not created.
 """
@@ -50,14 +51,18 @@ def _csv(rows: list[dict]) -> bytes:
     return buf.getvalue().encode()
 
 
-def write_summary(sweep: str | Path, metrics: list[str] | None = None) -> dict:
-    """The summary files of `sweep`; `metrics` None: every numeric metric the jobs share."""
-    from roadsight.sweep_plots import plot_bars, plot_curves
+def write_summary(sweep: str | Path, metrics: list[str] | None = None,
+                  x: str | None = None) -> dict:
+    """The summary files of `sweep`; `metrics` None: every numeric metric the jobs share;
+    `x`: also plot the metrics against that swept key."""
+    from roadsight.sweep_plots import plot_against, plot_bars, plot_curves
 
     sweep = Path(sweep)
     jobs = collect(sweep, metrics or [])
     metrics = list(metrics) if metrics else numeric_metrics(jobs)
     rows = group_stats(jobs, metrics)
+    if x:  # first: a wrong key fails before any file is written
+        plot_against(rows, x, metrics, sweep / f"summary_{x}.png")
     job_rows = [{"job": j.path.relative_to(sweep).as_posix(), "overrides": " ".join(j.overrides),
                  "status": j.status, "error": j.error or "",
                  **{m: j.metrics.get(m, "") for m in metrics}} for j in jobs]
@@ -91,7 +96,8 @@ def main(cfg: DictConfig) -> None:
     run = RunRecord(check_writable(HydraConfig.get().runtime.output_dir), "summarize", None)
     with run.reporting():
         try:
-            summary = write_summary(cfg.sweep, list(cfg.metrics) if cfg.metrics else None)
+            summary = write_summary(cfg.sweep, list(cfg.metrics) if cfg.metrics else None,
+                                    cfg.x)
         except (FileNotFoundError, KeyError) as e:  # a wrong sweep= or metrics=: bad input
             raise UserInputError(e.args[0]) from e
     print_table(summary, cfg.sweep)

@@ -49,6 +49,69 @@ def plot_bars(rows: list[dict], metrics: list[str], out: Path) -> Path | None:
     return out
 
 
+def swept_keys(rows: list[dict]) -> list[str]:
+    """The override keys of the summary rows (`key=value` words of their `overrides`)."""
+    return sorted({w.split("=", 1)[0] for r in rows for w in r["overrides"].split() if "=" in w})
+
+
+def series_against(rows: list[dict], key: str) -> dict[str, list[tuple[float, dict]]]:
+    """The summary rows that set the numeric override `key`, as lines: the other overrides ->
+    [(value of key, row)] in ascending value. UserInputError naming `key` when no row sets it
+    or a value is not a number."""
+    from roadsight.errors import UserInputError
+
+    lines: dict[str, list[tuple[float, dict]]] = {}
+    for r in rows:
+        words = r["overrides"].split()
+        value = next((w.split("=", 1)[1] for w in words if w.split("=", 1)[0] == key), None)
+        if value is None:
+            continue
+        try:
+            x = float(value)
+        except ValueError:
+            raise UserInputError(f"x={key}: {key}={value} is not a number") from None
+        rest = " ".join(w for w in words if w.split("=", 1)[0] != key)
+        lines.setdefault(rest, []).append((x, r))
+    if not lines:
+        raise UserInputError(f"x={key}: no job of the sweep sets it; its keys: "
+                             f"{', '.join(swept_keys(rows)) or '(none)'}")
+    return {rest: sorted(points, key=lambda p: p[0]) for rest, points in lines.items()}
+
+
+def plot_against(rows: list[dict], key: str, metrics: list[str], out: Path) -> Path:
+    """One panel per metric against the numeric override `key` (e.g. corruption.severity): a
+    line per setting of the other overrides (`series_against`), the mean over seeds with its
+    bootstrap band."""
+    lines = series_against(rows, key)
+    plt = _pyplot()
+    cols = min(3, len(metrics))
+    nrows = -(-len(metrics) // cols)
+    fig, axes = plt.subplots(nrows, cols, figsize=(4.5 * cols, 3.4 * nrows), squeeze=False)
+    short = short_labels(list(lines)) if len(lines) > 1 else {rest: None for rest in lines}
+    for ax, m in zip(axes.flat, metrics, strict=False):
+        for rest, points in lines.items():
+            xs = [p[0] for p in points]
+            (line,) = ax.plot(xs, [p[1][m] for p in points], marker="o", label=short[rest])
+            ax.fill_between(xs, [p[1][f"{m}_lo"] for p in points],
+                            [p[1][f"{m}_hi"] for p in points], color=line.get_color(),
+                            alpha=0.15)
+        ax.set_xlabel(key)
+        ax.set_ylabel(m)
+        ax.grid(alpha=0.3)
+    for ax in axes.flat[len(metrics):]:
+        ax.axis("off")
+    if len(lines) > 1:
+        axes.flat[0].legend(fontsize=7)
+    seeds = min(p[1]["n"] for points in lines.values() for p in points)
+    shared = "" if len(lines) > 1 else f"{next(iter(lines))}\n"
+    fig.suptitle(f"{shared}against {key}: mean over seeds (n >= {seeds}) with its 95% "
+                 f"bootstrap band", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(out, dpi=100)
+    plt.close(fig)
+    return out
+
+
 def read_scalars(tb_dir: Path, tags: tuple[str, ...] = CURVE_TAGS) -> dict[str, np.ndarray]:
     """tag -> (K, 2) [step, value] from every event file under `tb_dir` (runs concatenated)."""
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator

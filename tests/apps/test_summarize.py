@@ -94,3 +94,29 @@ def test_plot_labels_keep_only_the_overrides_that_differ():
                                     groups[1]: "observation=objects"}
     assert short_labels(["agent=ppo"]) == {"agent=ppo": "agent=ppo"}  # one group: all of it
     assert short_labels(["a=1", "a=1"]) == {"a=1": "(none)"}
+
+
+def test_metrics_against_a_swept_key(tmp_path):
+    from roadsight.errors import UserInputError
+    from roadsight.sweep_plots import series_against
+    from roadsight.summarize import write_summary
+
+    crash = {("fog", 4): 0.6, ("fog", 0): 0.2, ("noise", 0): 0.2, ("noise", 4): 0.3}
+    for k, ((name, severity), rate) in enumerate(crash.items()):
+        write_job(tmp_path, str(k), [f"corruption.name={name}",
+                                     f"corruption.severity={severity}", "run=models/x"],
+                  {"crash_rate": rate, "return_mean": 1 - rate})
+    summary = write_summary(tmp_path, ["crash_rate", "return_mean"], x="corruption.severity")
+    lines = series_against(summary["rows"], "corruption.severity")
+    assert {rest: [(x, r["crash_rate"]) for x, r in points] for rest, points in lines.items()} == {
+        "corruption.name=fog run=models/x": [(0.0, 0.2), (4.0, 0.6)],
+        "corruption.name=noise run=models/x": [(0.0, 0.2), (4.0, 0.3)]}
+    assert (tmp_path / "summary_corruption.severity.png").stat().st_size > 0
+    with pytest.raises(UserInputError, match=r"x=severity: no job of the sweep sets it; its "
+                                             r"keys: corruption.name, corruption.severity, run"):
+        series_against(summary["rows"], "severity")
+    with pytest.raises(UserInputError, match=r"x=corruption.name: corruption.name=fog is not "
+                                             r"a number"):
+        series_against(summary["rows"], "corruption.name")
+    proc = run_cli("summarize", f"sweep={tmp_path}", "x=seed", check=False)
+    assert proc.returncode != 0 and "x=seed: no job of the sweep sets it" in proc.stderr
