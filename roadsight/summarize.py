@@ -4,8 +4,8 @@ overrides but the seed.
 Writes into DIR: summary.csv (a row per group: n seeds, failed jobs, per metric mean, std and
 95% bootstrap interval), jobs.csv (every job with its status and error), summary.md, and the
 plots summary_bars.png, when jobs have TensorBoard logs summary_curves.png, and with `x=KEY`
-summary_<KEY>.png (each metric against a numeric swept key, e.g. corruption.severity). Failed jobs are
-listed with their error, never dropped. Its own run.json goes to the Hydra run dir
+summary_<KEY>.png (each metric against a numeric swept key, e.g. corruption.severity). Failed
+jobs are listed with their error, never dropped. Its own run.json goes to the Hydra run dir
 (outputs/summarize/...), so a mistyped sweep= is reported, not created.
 """
 

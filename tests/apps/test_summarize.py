@@ -98,8 +98,8 @@ def test_plot_labels_keep_only_the_overrides_that_differ():
 
 def test_metrics_against_a_swept_key(tmp_path):
     from roadsight.errors import UserInputError
-    from roadsight.sweep_plots import series_against
     from roadsight.summarize import write_summary
+    from roadsight.sweep_plots import series_against
 
     crash = {("fog", 4): 0.6, ("fog", 0): 0.2, ("noise", 0): 0.2, ("noise", 4): 0.3}
     for k, ((name, severity), rate) in enumerate(crash.items()):
