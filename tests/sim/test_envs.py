@@ -11,6 +11,7 @@ from stable_baselines3.common.env_checker import check_env as sb3_check_env
 from sim.camera.bev import BevCamera
 from sim.envs import ENV_IDS
 from sim.make import make_env
+from sim.wrappers import CameraObservation
 from tests.conftest import QUIET_URBAN
 from tests.sim.test_pedestrians import _pedestrian
 
@@ -30,6 +31,35 @@ def test_camera_env_passes_checkers():
     assert obs.shape == (64, 128, 3) and obs.dtype == np.uint8
     assert isinstance(info["objects"], list) and info["camera"].kind == "bev"
     env.close()
+
+
+@pytest.mark.parametrize("env_id", sorted(ENV_IDS))
+def test_skipping_highway_envs_own_observation_changes_nothing_but_its_cost(env_id, monkeypatch):
+    """CameraObservation throws highway-env's observation away, so it is not computed per step;
+    the frames, ground truth, rewards and infos are those of a wrapper that lets it run."""
+    def rollout(skip: bool):
+        monkeypatch.setattr(CameraObservation, "skip_inner_observation", skip)
+        env = make_env(env_id, camera=BevCamera(width=256, height=128))
+        observe = type(env.unwrapped.observation_type).observe
+        calls = []
+        monkeypatch.setattr(type(env.unwrapped.observation_type), "observe",
+                            lambda self: calls.append(1) or observe(self))
+        obs, info = env.reset(seed=4)
+        steps = [(obs, info["objects"], None)]
+        for action in [3, 1, 0, 2, 1, 4, 1, 1]:
+            obs, reward, term, trunc, info = env.step(action)
+            steps.append((obs, info["objects"], (reward, term, trunc, info["rewards"],
+                                                 info["crashed"], info["speed"])))
+            if term or trunc:
+                break
+        env.close()
+        return steps, len(calls)
+
+    (skipped, calls_skipped), (full, calls_full) = rollout(True), rollout(False)
+    assert calls_skipped == 1 and calls_full == len(full)  # reset's only, against every step's
+    assert len(skipped) == len(full)
+    for (obs_a, objects_a, rest_a), (obs_b, objects_b, rest_b) in zip(skipped, full, strict=True):
+        assert np.array_equal(obs_a, obs_b) and objects_a == objects_b and rest_a == rest_b
 
 
 @pytest.mark.parametrize("env_id", sorted(ENV_IDS))
