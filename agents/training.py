@@ -114,7 +114,8 @@ def train_policy(cfg: DictConfig, out: Path, camera: str = "bev") -> dict:
     if cfg.observation.name in NEEDS_DETECTOR:
         perception = load_perception(cfg, camera, out)
     last = checkpoints(out / "checkpoints")[-1:] if cfg.resume else []
-    if cfg.resume and not last:
+    if cfg.resume and not last and not (teacher_config(cfg) and (
+            (out / DAGGER_STATE).is_file() or (out / IMITATION_FILES[0]).is_file())):
         log.warning("resume=true but %s holds no checkpoint: starting afresh", out / "checkpoints")
     teacher = teacher_config(cfg)
     venv = build_env(cfg, cfg.n_envs, perception, teacher=teacher)
