@@ -40,7 +40,7 @@ from perception.tiles import TiledDetector
 from roadsight.errors import ConfigError
 
 log = logging.getLogger(__name__)
-OBSERVATIONS = ("kinematics", "objects", "embedding", "pixels")
+OBSERVATIONS = ("kinematics", "objects", "embedding", "pixels", "native")
 OBJECT_LISTS = ("kinematics", "objects")  # one layout: a policy may be evaluated on either
 NEEDS_DETECTOR = ("objects", "embedding")
 OBSERVATION_FILE = "observation.json"  # the observation a run's policy was trained on
@@ -62,10 +62,11 @@ def teacher_config(cfg: DictConfig) -> dict | None:
 
 def worker_env(env_cfg: dict, camera_cfg: dict, stride: int, scene_range: float | None,
                teacher_cfg: dict | None = None, detector: DetectorSpec | None = None,
-               threads: int = 1) -> gym.Env:
+               threads: int = 1, native: bool = False) -> gym.Env:
     """A worker env: highway-env + camera (+ its detections) (+ every object in range) (+ the
-    teacher's labels) + seeds + Monitor."""
-    env = instantiate(env_cfg, camera=instantiate(camera_cfg))
+    teacher's labels) + seeds + Monitor; `native`: highway-env's own observation rides in
+    `info["highway_observation"]` (observation=native)."""
+    env = instantiate(env_cfg, camera=instantiate(camera_cfg), highway_observation=native)
     if detector is not None:
         from agents.wrappers import FrameDetections
 
@@ -93,7 +94,8 @@ def make_vec_env(cfg: DictConfig, n_envs: int, teacher: dict | None = None,
     scene_range = obs.layout.max_range if obs.get("scope", "camera") == "all" else None
     fn = functools.partial(worker_env, OmegaConf.to_container(cfg.env, resolve=True),
                            OmegaConf.to_container(cfg.camera, resolve=True), n_envs, scene_range,
-                           teacher, detector, max(1, torch.get_num_threads() // n_envs))
+                           teacher, detector, max(1, torch.get_num_threads() // n_envs),
+                           obs.name == "native")
     return SubprocVecEnv([fn] * n_envs) if n_envs > 1 else DummyVecEnv([fn])
 
 
@@ -278,6 +280,10 @@ def wrap_observation(cfg: DictConfig, venv: VecEnv, perception: Perception | Non
         if obs.finetune:
             return DetectorFramesVecEnv(venv, perception.detector.preprocessor, reseed)
         return EmbeddingVecEnv(venv, perception.detector, obs.pool, reseed)
+    if obs.name == "native":
+        from agents.perceive import NativeVecEnv
+
+        return NativeVecEnv(venv, reseed)
     layout = instantiate(obs.layout)
     if obs.name == "kinematics":
         source = "scene_objects" if obs.get("scope", "camera") == "all" else "objects"

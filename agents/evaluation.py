@@ -150,9 +150,11 @@ def build_eval_env(cfg: DictConfig, perception: Perception | None, corruption, s
                    ) -> EvalEnv:
     """One env: agents.build's worker (+ every object in range) -> FrameTap -> the observation
     wrapper of `cfg.observation`, reseeded at EVAL_SEED_BASE + seed."""
-    scene_range = max(SCENE_RANGE, float(cfg.observation.layout.max_range))
+    layout = cfg.observation.get("layout")
+    scene_range = max(SCENE_RANGE, float(layout.max_range if layout else 0.0))
     fn = functools.partial(worker_env, OmegaConf.to_container(cfg.env, resolve=True),
-                           OmegaConf.to_container(cfg.camera, resolve=True), 1, scene_range)
+                           OmegaConf.to_container(cfg.camera, resolve=True), 1, scene_range,
+                           native=cfg.observation.name == "native")
     frames = FrameTap(DummyVecEnv([fn]), corruption)
     detections = None
     if perception is not None:

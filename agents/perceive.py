@@ -86,6 +86,21 @@ class KinematicsVecEnv(ObservationVecEnv):
                                                 self.min_visible) for it in items])
 
 
+class NativeVecEnv(ObservationVecEnv):
+    """highway-env's own observation (`env.config.observation`, e.g. its Kinematics: the
+    nearest vehicles read from the simulator), which the workers put into
+    `info["highway_observation"]`: the baseline of highway-env's documented SB3 recipes. The
+    camera still renders (videos, ground truth and the safety metrics stay as for every mode)."""
+
+    def __init__(self, venv: VecEnv, reseed: int | None = None):
+        space = venv.get_attr("highway_observation_space", [0])[0]
+        super().__init__(venv, space, reseed)
+
+    def observe(self, items: Sequence[Item]) -> np.ndarray:
+        return np.stack([np.asarray(it.info["highway_observation"], self.observation_space.dtype)
+                         for it in items])
+
+
 # images (one per camera frame) and their ground truth -> Detections per image
 DetectionSource = Callable[[list[np.ndarray], list[list[ObjectTruth]]], list[Detections]]
 

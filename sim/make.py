@@ -20,6 +20,7 @@ def make_env(
     camera=None,
     extras: tuple[str, ...] = (),
     render_mode: str | None = None,
+    highway_observation: bool = False,
 ) -> gym.Env:
     """`gym.make(id, config=config)`, wrapped in a CameraObservation when `camera` is given.
 
@@ -36,7 +37,8 @@ def make_env(
     if camera is not None:
         from sim.wrappers import CameraObservation
 
-        env = CameraObservation(env, camera, extras=tuple(extras))
+        env = CameraObservation(env, camera, extras=tuple(extras),
+                                highway_observation=highway_observation)
     return env
 
 

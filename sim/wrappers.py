@@ -23,15 +23,23 @@ class CameraObservation(gym.Wrapper, gym.utils.RecordConstructorArgs):
     this wrapper throws away: with `skip_inner_observation` (the default) each episode's first
     one is returned again instead (a 'shuffled' Kinematics observation still runs: it draws
     from the env's random generator). Nothing in the scene changes; a step costs ~15% less.
+
+    `highway_observation=True` keeps it instead: `info["highway_observation"]` holds it (and
+    `self.highway_observation_space` its space), for policies that read highway-env's own
+    observation, such as its documented SB3 recipes (agents: `observation=native`).
     """
 
     skip_inner_observation = True
 
-    def __init__(self, env: gym.Env, camera, extras: tuple[str, ...] = ()):
-        gym.utils.RecordConstructorArgs.__init__(self, camera=camera, extras=tuple(extras))
+    def __init__(self, env: gym.Env, camera, extras: tuple[str, ...] = (),
+                 highway_observation: bool = False):
+        gym.utils.RecordConstructorArgs.__init__(self, camera=camera, extras=tuple(extras),
+                                                 highway_observation=highway_observation)
         gym.Wrapper.__init__(self, env)
         self.camera = camera
         self.extras = tuple(extras)
+        self.highway_observation = bool(highway_observation)
+        self.highway_observation_space = env.observation_space
         self.registry = SceneRegistry()
         shape = tuple(camera.image_shape)
         if len(camera.names) > 1:
@@ -53,10 +61,14 @@ class CameraObservation(gym.Wrapper, gym.utils.RecordConstructorArgs):
         self.registry.reset(seed)
         inner, info = self.env.reset(seed=seed, options=options)
         observation_type = self.env.unwrapped.observation_type  # a new one every reset
-        if self.skip_inner_observation and getattr(observation_type, "order", "") != "shuffled":
+        if self.highway_observation:
+            info["highway_observation"] = inner
+        elif self.skip_inner_observation and getattr(observation_type, "order", "") != "shuffled":
             observation_type.observe = lambda: copy.deepcopy(inner)  # a new one per call
         return self._observe(info), info
 
     def step(self, action):
-        _, reward, terminated, truncated, info = self.env.step(action)
+        inner, reward, terminated, truncated, info = self.env.step(action)
+        if self.highway_observation:
+            info["highway_observation"] = inner
         return self._observe(info), reward, terminated, truncated, info

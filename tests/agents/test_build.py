@@ -278,3 +278,38 @@ def test_ground_truth_boxes_through_the_tracker_give_kinematics_on_the_front_cam
         venv.close()
     assert len(near) > 40 and np.median(near) < 0.5, (len(near), np.median(near))
     assert np.median(vel) < 1.5, np.median(vel)
+
+
+def test_native_is_highway_envs_own_observation_and_trains_dqn(tmp_path):
+    """observation=native: what highway-env itself observes (its Kinematics here), step for
+    step, terminal observations included; highway-env's recipe (DQN + MlpPolicy) trains on it."""
+    import gymnasium as gym
+
+    cfg = config("env=highway_fast", "observation=native", "extractor=flatten", "agent=dqn",
+                 "agent.learning_starts=16", "n_envs=2", "total_timesteps=64", "seed=5")
+    model, venv, rec = train(cfg, 64, record=64)
+    try:
+        assert venv.observation_space.shape == (5, 5) and model.num_timesteps == 64
+        same_actions(model, tmp_path / "dqn.zip", venv)
+    finally:
+        venv.close()
+    # env 0 replayed alone in highway-env, without a camera: the same observations
+    plain = gym.make("highway-fast-v0", config=dict(cfg.env.config))
+    seed = train_seed_base(5, 0, 2)
+    expected = [plain.reset(seed=seed)[0]]
+    for actions in rec.actions:
+        obs, _, term, trunc, _ = plain.step(int(actions[0]))
+        if term or trunc:
+            break  # the vec env then shows the next episode's first observation
+        expected.append(obs)
+    plain.close()
+    seen = [o[0] for o in rec.obs]
+    assert len(expected) >= 3
+    np.testing.assert_array_equal(np.stack(seen[: len(expected) - 1]), np.stack(expected[1:]))
+    wrong = config("env=highway_fast", "observation=native", "extractor=mlp", "n_envs=1")
+    venv = build_env(wrong, 1)
+    try:
+        with pytest.raises(ConfigError, match=r"observation=native needs extractor=flatten"):
+            build_agent(wrong, venv)
+    finally:
+        venv.close()

@@ -128,9 +128,9 @@ def test_a_run_killed_mid_imitation_continues_after_its_last_round(tmp_path):
 @pytest.mark.parametrize(("args", "message"), [
     (("agent=sarsa",), "roadsight train: agent=sarsa: no such option; choose from dqn, ppo"),
     (("extractor=cnn",), "roadsight train: extractor=cnn: no such option; choose from "
-                         "attention, feature_cnn, mlp, nature_cnn"),
+                         "attention, feature_cnn, flatten, mlp, nature_cnn"),
     (("observation=lidar",), "roadsight train: observation=lidar: no such option; choose from "
-                             "embedding, kinematics, objects, pixels"),
+                             "embedding, kinematics, native, objects, pixels"),
     (("imitation.teacher=human",), "roadsight train: imitation.teacher='human'; choose from "
                                    "null, idm"),
     (("imitation.teacher=idm", "agent=dqn"), "roadsight train: imitation.teacher needs an "
