@@ -101,15 +101,17 @@ class SaveBest(BaseCallback):
 
 class TrainClock(BaseCallback):
     """Wall seconds spent in `learn`, summed over a run's sittings: written (atomically) to
-    `path` as {"seconds", "steps", "log": [[steps, seconds], ...]} at every rollout start and at
-    the end. A resumed run (`resumed=True`) starts from the seconds logged at the step it resumes
-    from (a checkpoint is taken at a rollout start, so that step is in the log), not from the
+    `path` as {"seconds", "steps", "log": [[steps, seconds], ...]} at a rollout start at most
+    every `every` seconds (a DQN's rollout is one step: logging each would rewrite a growing
+    file every step) and at the end. A resumed run (`resumed=True`) starts from the seconds
+    logged at the step it resumes from, or pro rata from the last entry before it, not from the
     time the interrupted sitting ran on after it; a fresh one starts from 0."""
 
-    def __init__(self, path: str | Path, resumed: bool = False):
+    def __init__(self, path: str | Path, resumed: bool = False, every: float = 10.0):
         super().__init__()
-        self.path, self.resumed = Path(path), resumed
+        self.path, self.resumed, self.every = Path(path), resumed, float(every)
         self.base, self.t0, self.log = 0.0, 0.0, []
+        self.written: float | None = None  # time.monotonic() of the last write
 
     @property
     def seconds(self) -> float:
@@ -133,9 +135,11 @@ class TrainClock(BaseCallback):
         if not self.log or self.log[-1][0] != steps:
             self.log.append([steps, seconds])
         atomic_write_json(self.path, {"seconds": seconds, "steps": steps, "log": self.log})
+        self.written = time.monotonic()
 
     def _on_rollout_start(self) -> None:
-        self._write()
+        if self.written is None or time.monotonic() - self.written >= self.every:
+            self._write()
 
     def _on_training_end(self) -> None:
         self._write()

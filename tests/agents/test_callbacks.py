@@ -52,3 +52,10 @@ def test_clock_resumes_from_the_seconds_at_the_checkpoint(tmp_path):
     fresh.init_callback(model)
     fresh.on_training_start({}, {})
     assert fresh.base == 0.0 and fresh.log == []
+    for steps in range(129, 229):  # a DQN's one-step rollouts, within a second
+        model.num_timesteps = steps
+        fresh.on_rollout_start()
+    assert fresh.log == [[129, 0.0]]  # the first; then at most one write every 10 s
+    fresh.on_training_end()
+    stored = json.loads(path.read_text())
+    assert stored["steps"] == 228 and [e[0] for e in stored["log"]] == [129, 228]
