@@ -69,11 +69,6 @@ DAGGER_STATE = "checkpoints/dagger.pt"  # in OUT: the rounds of imitation done s
 IMITATION_FILES = ("imitation_model.zip", "imitation.json")  # in OUT: imitation finished
 
 
-def teacher_steps(cfg: DictConfig) -> int:
-    """The env steps imitation collects before reinforcement learning."""
-    return int(cfg.imitation.steps)
-
-
 def imitate(cfg: DictConfig, model, venv, perception: Perception | None, out: Path):
     """DAgger from the teacher (agents.imitation) before RL; returns the imitating model.
 
@@ -114,10 +109,11 @@ def train_policy(cfg: DictConfig, out: Path, camera: str = "bev") -> dict:
     if cfg.observation.name in NEEDS_DETECTOR:
         perception = load_perception(cfg, camera, out)
     last = checkpoints(out / "checkpoints")[-1:] if cfg.resume else []
-    if cfg.resume and not last and not (teacher_config(cfg) and (
-            (out / DAGGER_STATE).is_file() or (out / IMITATION_FILES[0]).is_file())):
-        log.warning("resume=true but %s holds no checkpoint: starting afresh", out / "checkpoints")
     teacher = teacher_config(cfg)
+    imitated = teacher is not None and any(
+        (out / name).is_file() for name in (DAGGER_STATE, IMITATION_FILES[0]))
+    if cfg.resume and not last and not imitated:
+        log.warning("resume=true but %s holds no checkpoint: starting afresh", out / "checkpoints")
     venv = build_env(cfg, cfg.n_envs, perception, teacher=teacher)
     eval_env = None  # EvalCallback's env, only when it evaluates during training
     try:
@@ -134,8 +130,8 @@ def train_policy(cfg: DictConfig, out: Path, camera: str = "bev") -> dict:
             log.info("resuming from %s at step %d", last[0].model, model.num_timesteps)
         done = model.num_timesteps if last else 0
         # imitation's env steps came first: a resumed run's episodes start after them
-        imitated = teacher_steps(cfg) if teacher is not None else 0
-        venv.seed(train_seed_base(cfg.seed, imitated + done if last else 0, cfg.n_envs))
+        before = int(cfg.imitation.steps) if teacher is not None else 0
+        venv.seed(train_seed_base(cfg.seed, before + done if last else 0, cfg.n_envs))
         if teacher is not None and not last:  # a resumed run's policy has imitated already
             model = imitate(cfg, model, venv, perception, out)
         clock = TrainClock(out / "train_time.json", resumed=bool(last))
