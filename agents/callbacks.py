@@ -14,6 +14,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback
 
@@ -103,8 +104,8 @@ class TrainClock(BaseCallback):
     """Wall seconds spent in `learn`, summed over a run's sittings: written (atomically) to
     `path` as {"seconds", "steps", "log": [[steps, seconds], ...]} at a rollout start at most
     every `every` seconds (a DQN's rollout is one step: logging each would rewrite a growing
-    file every step) and at the end. A resumed run (`resumed=True`) starts from the seconds
-    logged at the step it resumes from, or pro rata from the last entry before it, not from the
+    file every step) and at the end. A resumed run (`resumed=True`) starts from the seconds at
+    the step it resumes from, interpolated between the log's entries around it, not from the
     time the interrupted sitting ran on after it; a fresh one starts from 0."""
 
     def __init__(self, path: str | Path, resumed: bool = False, every: float = 10.0):
@@ -122,10 +123,12 @@ class TrainClock(BaseCallback):
         if self.resumed and self.path.is_file():
             stored = json.loads(self.path.read_text())
             steps = self.model.num_timesteps
-            self.log = [e for e in stored.get("log", []) if e[0] <= steps]
-            if self.log:  # pro rata when the resume step was never logged
-                at, seconds = self.log[-1]
-                self.base = seconds if at == steps else seconds * steps / max(at, 1)
+            logged = stored.get("log", [])
+            self.log = [e for e in logged if e[0] <= steps]
+            if logged and steps <= logged[-1][0]:  # between two entries: linear in steps
+                self.base = float(np.interp(steps, *zip(*logged, strict=True)))
+            elif logged:  # beyond the last entry: pro rata
+                self.base = logged[-1][1] * steps / max(logged[-1][0], 1)
             elif stored.get("steps"):
                 self.base = float(stored["seconds"]) * min(steps / stored["steps"], 1.0)
         self.t0 = time.monotonic()

@@ -48,6 +48,13 @@ def test_clock_resumes_from_the_seconds_at_the_checkpoint(tmp_path):
     clock.on_rollout_start()
     stored = json.loads(path.read_text())
     assert stored["steps"] == 128 and 20.0 <= stored["seconds"] < 25.0
+    # a checkpoint between two entries (the log is written at most every 10 s): interpolated
+    atomic_write_json(path, {"seconds": 30.0, "steps": 192, "log": [[0, 0.0], [192, 30.0]]})
+    model.num_timesteps = 64
+    between = TrainClock(path, resumed=True)
+    between.init_callback(model)
+    between.on_training_start({}, {})
+    assert between.base == pytest.approx(10.0) and between.log == [[0, 0.0]]
     fresh = TrainClock(path, resumed=False)
     fresh.init_callback(model)
     fresh.on_training_start({}, {})
