@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import zlib
+
 import numpy as np
 import pytest
 
@@ -111,6 +113,8 @@ def test_dagger_resumes_after_its_last_saved_round(tmp_path, monkeypatch):
             dagger(model, venv, options, seed=0, progress_bar=False, state=state)
         monkeypatch.setattr(imitation, "_fit", real_fit)
         after_round_0 = {k: v.clone() for k, v in model.policy.state_dict().items()}
+        # written zlib-compressed; an uncompressed state (earlier versions) loads as well
+        state.write_bytes(zlib.decompress(state.read_bytes()))
 
         fresh = build_agent(cfg, venv)  # a new process: untrained weights
         restored = []
