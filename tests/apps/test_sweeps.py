@@ -123,8 +123,8 @@ def test_unknown_launcher_or_experiment_lists_the_choices():
         "hydra/launcher=slurm: no such launcher; choose from basic, joblib, submitit_local, "
         "submitit_slurm")
     assert check_overrides(["-m", "experiment=benchmark_urban,nope"], "train") == (
-        "experiment=nope: no such option; choose from benchmark_urban, highway_hazards, "
-        "urban_crossing")
+        "experiment=nope: no such option; choose from benchmark_urban, highway_fast, "
+        "highway_hazards, urban_crossing")
 
 
 @pytest.mark.slow
