@@ -223,7 +223,10 @@ def summarize(rows: list[EpisodeRow], n_boot: int = 2000, seed: int = 0) -> dict
         "return_std": float(returns.std()),
         "crash_rate": float(crashed.mean()),
         "pedestrian_collision_rate": float(np.mean([c == "pedestrian" for c in into])),
-        "at_fault_crash_rate": float(np.mean([r.crashed and r.at_fault is True for r in rows])),
+        # NaN when a crash has no judgement (highway-env's own envs do not judge fault)
+        "at_fault_crash_rate": float("nan") if any(r.crashed and r.at_fault is None
+                                                   for r in rows)
+        else float(np.mean([r.crashed and r.at_fault is True for r in rows])),
         "collision_rate_by_class": {k: float(np.mean([c == k for c in into])) for k in CLASSES},
         "mean_speed": sum(r.mean_speed * r.length for r in rows) / steps if steps else 0.0,
         "distance_mean": float(np.mean([r.distance for r in rows])),

@@ -135,6 +135,8 @@ def test_summary_of_hand_built_rows():
     assert s["min_ttc_mean"] == pytest.approx(5.0 / 3) and s["min_ttc_count"] == 3
     assert s["pedestrian_near_misses"] == 3 and s["crosswalk_violations"] == 3
     assert "return_mean_ci95" not in s
+    unjudged = summarize([*ROWS, row(4, 1.0, "vehicle", None)], n_boot=0)  # highway-env's envs
+    assert np.isnan(unjudged["at_fault_crash_rate"]) and unjudged["crash_rate"] == 0.6
 
 
 def test_csv_rows_and_summary_agree(tmp_path):
@@ -152,8 +154,9 @@ def test_csv_rows_and_summary_agree(tmp_path):
 
 def crash_rows(n: int, seed: int) -> list[EpisodeRow]:
     rng = np.random.default_rng(seed)
-    return [row(i, float(rng.normal(5, 2)), "vehicle" if rng.random() < 0.3 else None)
-            for i in range(n)]
+    crashes = rng.random(n) < 0.3
+    return [row(i, float(rng.normal(5, 2)), "vehicle" if c else None, False if c else None)
+            for i, c in enumerate(crashes)]
 
 
 def test_bootstrap_intervals_contain_the_mean_shrink_and_repeat():
