@@ -149,3 +149,15 @@ class TrainClock(BaseCallback):
 
     def _on_step(self) -> bool:
         return True
+
+
+class ShieldMetrics(BaseCallback):
+    """TensorBoard `rollout/shield_intervention_rate`: the share of env steps, between two
+    logger dumps, whose action the shield replaced (agents.shield.ShieldVecEnv's
+    `info["shield_changed"]`)."""
+
+    def _on_step(self) -> bool:
+        flags = [bool(info.get("shield_changed")) for info in self.locals.get("infos", [])]
+        if flags:
+            self.logger.record_mean("rollout/shield_intervention_rate", sum(flags) / len(flags))
+        return True

@@ -109,19 +109,16 @@ def policy_of(cfg: DictConfig, run_cfg: DictConfig, ev: EvalEnv, driver: str | N
                                                           "checkpoint": str(path)}
 
 
-def shield_of(cfg: DictConfig, run_cfg: DictConfig):
-    """`shield=` (conf/shield/) for the run's object list, or None; lane_width null: the env's."""
-    from agents.build import OBJECT_LISTS
+def shield_of(cfg: DictConfig, run_cfg: DictConfig, driver: str | None = None):
+    """The shield for this evaluation, or None: `shield=` (conf/shield/; `off`: none), else the
+    one the run was trained with (a policy trained behind a shield is evaluated behind it; not
+    for a scripted `driver`)."""
+    from agents.shield import build_shield
 
-    if cfg.get("shield") is None:
-        return None
-    if run_cfg.observation.name not in OBJECT_LISTS:
-        raise ConfigError(f"shield: it reads the object list, and observation="
-                          f"{run_cfg.observation.name} has none; use it with "
-                          f"observation={' or '.join(OBJECT_LISTS)} policies")
-    lane_width = cfg.shield.lane_width or run_cfg.env.get("config", {}).get("lane_width") or 4.0
-    return instantiate(cfg.shield, layout=instantiate(run_cfg.observation.layout),
-                       lane_width=float(lane_width))
+    chosen = cfg.get("shield")
+    if chosen is None and driver is None:
+        chosen = run_cfg.get("shield")
+    return build_shield(chosen, run_cfg)
 
 
 def _space(space) -> str:

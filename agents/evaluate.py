@@ -56,7 +56,7 @@ def app(cfg: DictConfig) -> float:
         choices = HydraConfig.get().runtime.choices
         run_cfg, camera = eval_config(cfg, choices.get("camera") or "bev")
         corruption = corruption_of(cfg)
-        shield = shield_of(cfg, run_cfg)
+        shield = shield_of(cfg, run_cfg, choices.get("driver"))
         perception = (load_perception(run_cfg, camera, out)
                       if run_cfg.observation.name in NEEDS_DETECTOR else None)
         ev = build_eval_env(run_cfg, perception, corruption, cfg.seed)
@@ -66,7 +66,7 @@ def app(cfg: DictConfig) -> float:
                 from agents.shield import ShieldedPolicy
 
                 policy = ShieldedPolicy(policy, shield)
-                what["shield"] = choices.get("shield")
+                what["shield"] = choices.get("shield") or "as trained"
             opts = EvalOptions(cfg.episodes, cfg.videos, cfg.record_frames, cfg.n_boot, cfg.seed,
                                FrameLayout(**cfg.video), cfg.progress_bar)
             result = run_evaluation(ev, policy, out, opts, perception and perception.score_thresh)

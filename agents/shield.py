@@ -5,6 +5,9 @@ inspectable rule reads the SAME object list the policy reads (agents.observation
 for kinematics, the tracker's output for objects) and replaces a meta-action it judges unsafe;
 every other action passes unchanged. It knows nothing the policy does not, so "policy + shield"
 on perception stays a perception-driven driver, and the shield's own misses are perception's.
+At evaluation it wraps the policy (ShieldedPolicy); in training (`roadsight train ... shield=gap`)
+it sits in the vector env (ShieldVecEnv), so the policy learns from what the shielded actions
+did (Alshiekh et al.'s post-posed shield), and the run is evaluated with it.
 
 Two rules, with highway-env's IDM constants as defaults (its cars keep these gaps):
 - keep the gap: something in the ego's path (a vehicle or obstacle whose centre is within
@@ -22,6 +25,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from hydra.utils import instantiate
+from omegaconf import DictConfig
+from stable_baselines3.common.vec_env import VecEnv, VecEnvWrapper
 
 from agents.observations import CLASS0, PRESENCE, VX, VY, ObjectListLayout, X, Y
 from roadsight.errors import ConfigError
@@ -123,3 +129,49 @@ class ShieldedPolicy:
         self.last_changed = bool((taken != wanted).any())
         self.interventions += int(self.last_changed)
         return taken
+
+
+class ShieldVecEnv(VecEnvWrapper):
+    """The shield inside a vector env of object lists (training): each action goes through
+    `shield` on the observation the policy was given for it; `info["shield_changed"]` says
+    whether the shield replaced it. SB3 stores the policy's own action, and the reward is what
+    the action taken earned."""
+
+    def __init__(self, venv: VecEnv, shield: GapShield):
+        super().__init__(venv)
+        self.shield = shield
+        self._obs: np.ndarray | None = None
+        self._changed = np.zeros(venv.num_envs, bool)
+
+    def reset(self) -> np.ndarray:
+        self._obs = self.venv.reset()
+        return self._obs
+
+    def step_async(self, actions: np.ndarray) -> None:
+        wanted = np.asarray(actions).reshape(-1)
+        taken = np.array([self.shield(o, a) for o, a in zip(self._obs, wanted, strict=True)])
+        self._changed = taken != wanted
+        self.venv.step_async(taken.astype(np.asarray(actions).dtype).reshape(np.shape(actions)))
+
+    def step_wait(self):
+        obs, rewards, dones, infos = self.venv.step_wait()
+        for info, changed in zip(infos, self._changed, strict=True):
+            info["shield_changed"] = bool(changed)
+        self._obs = obs  # a finished episode's slot already holds the next one's first list
+        return obs, rewards, dones, infos
+
+
+def build_shield(shield_cfg: DictConfig | None, run_cfg: DictConfig) -> GapShield | None:
+    """The shield of `shield_cfg` (conf/shield/; None or `enabled: false`: none) for the
+    object list of the run configured by `run_cfg`; lane_width null: the env's."""
+    from agents.build import OBJECT_LISTS
+
+    if shield_cfg is None or not shield_cfg.get("enabled", True):
+        return None
+    if run_cfg.observation.name not in OBJECT_LISTS:
+        raise ConfigError(f"shield: it reads the object list, and observation="
+                          f"{run_cfg.observation.name} has none; use it with "
+                          f"observation={' or '.join(OBJECT_LISTS)} policies")
+    lane_width = shield_cfg.lane_width or run_cfg.env.get("config", {}).get("lane_width") or 4.0
+    return instantiate(shield_cfg, layout=instantiate(run_cfg.observation.layout),
+                       lane_width=float(lane_width))

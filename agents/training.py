@@ -13,6 +13,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 from stable_baselines3.common.callbacks import EvalCallback
+from stable_baselines3.common.vec_env import VecEnv
 
 from agents.build import (
     NEEDS_DETECTOR,
@@ -25,9 +26,17 @@ from agents.build import (
     observation_signature,
     teacher_config,
 )
-from agents.callbacks import AtomicCheckpoint, SaveBest, TrainClock, checkpoints, save_model
+from agents.callbacks import (
+    AtomicCheckpoint,
+    SaveBest,
+    ShieldMetrics,
+    TrainClock,
+    checkpoints,
+    save_model,
+)
 from agents.perception_metrics import PerceptionMetrics
 from agents.seeding import EVAL_SEED_BASE, train_seed_base
+from agents.shield import GapShield, ShieldVecEnv, build_shield
 from roadsight.errors import ConfigError
 from roadsight.io import atomic_write_json
 
@@ -48,14 +57,19 @@ def check_budget(cfg: DictConfig) -> None:
 def final_evaluation(cfg: DictConfig, model, perception: Perception | None,
                      episodes_csv: Path) -> dict:
     """`model`'s deterministic policy on the eval seeds through `roadsight eval`'s code
-    (agents.evaluation, no videos): the same safety, attribution and detection metrics as an
-    eval run's metrics.json; one row per episode into `episodes_csv`."""
+    (agents.evaluation, no videos), behind the run's shield if it has one: the same safety,
+    attribution and detection metrics as an eval run's metrics.json; one row per episode into
+    `episodes_csv`."""
     from agents.evaluation import EvalOptions, ModelPolicy, build_eval_env, run_evaluation
     from agents.metrics import write_episodes_csv
+    from agents.shield import ShieldedPolicy
 
+    policy, shield = ModelPolicy(model), build_shield(cfg.get("shield"), cfg)
+    if shield is not None:
+        policy = ShieldedPolicy(policy, shield)
     ev = build_eval_env(cfg, perception, None, 0)
     try:
-        result = run_evaluation(ev, ModelPolicy(model), episodes_csv.parent,
+        result = run_evaluation(ev, policy, episodes_csv.parent,
                                 EvalOptions(episodes=cfg.eval_episodes, videos=0,
                                             progress=False),
                                 perception.score_thresh if perception is not None else None)
@@ -98,6 +112,11 @@ def imitate(cfg: DictConfig, model, venv, perception: Perception | None, out: Pa
     return model
 
 
+def shielded(venv: VecEnv, shield: GapShield | None) -> VecEnv:
+    """`venv` behind `shield` (ShieldVecEnv), or `venv` itself without one."""
+    return venv if shield is None else ShieldVecEnv(venv, shield)
+
+
 def train_policy(cfg: DictConfig, out: Path, camera: str = "bev") -> dict:
     """Train (or with `cfg.resume`, continue) a policy into `out`; return the final metrics."""
     import torch
@@ -114,7 +133,8 @@ def train_policy(cfg: DictConfig, out: Path, camera: str = "bev") -> dict:
         (out / name).is_file() for name in (DAGGER_STATE, IMITATION_FILES[0]))
     if cfg.resume and not last and not imitated:
         log.warning("resume=true but %s holds no checkpoint: starting afresh", out / "checkpoints")
-    venv = build_env(cfg, cfg.n_envs, perception, teacher=teacher)
+    shield = build_shield(cfg.get("shield"), cfg)  # before any worker starts
+    venv = shielded(build_env(cfg, cfg.n_envs, perception, teacher=teacher), shield)
     eval_env = None  # EvalCallback's env, only when it evaluates during training
     try:
         model = build_agent(cfg, venv, str(out / "tb"), perception)
@@ -138,9 +158,11 @@ def train_policy(cfg: DictConfig, out: Path, camera: str = "bev") -> dict:
         callbacks = [AtomicCheckpoint(out / "checkpoints", cfg.checkpoint_freq,
                                      cfg.get("checkpoint_keep", 0)),
                      PerceptionMetrics(), clock]
+        if shield is not None:
+            callbacks.append(ShieldMetrics())
         evaluator = None
         if cfg.eval_freq:
-            eval_env = build_env(cfg, 1, perception, reseed=EVAL_SEED_BASE)
+            eval_env = shielded(build_env(cfg, 1, perception, reseed=EVAL_SEED_BASE), shield)
             evaluator = EvalCallback(eval_env, n_eval_episodes=cfg.eval_episodes,
                                      eval_freq=max(cfg.eval_freq // cfg.n_envs, 1),
                                      callback_on_new_best=SaveBest(out / "best_model.zip"),

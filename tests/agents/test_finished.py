@@ -68,3 +68,13 @@ def test_resume_auto_follows_the_checkpoints(tmp_path):
     assert resume_flag("auto", tmp_path) is True
     with pytest.raises(ConfigError, match="resume='yes': choose from true, false, auto"):
         resume_flag("yes", tmp_path)
+
+
+def test_a_shield_is_part_of_the_config(tmp_path, cfg):
+    """No shield adds no key (runs finished before `shield` existed stay finished); a run
+    behind a shield is another run."""
+    assert "shield" not in cfg
+    finish(tmp_path, cfg, metrics={"return_mean": 4.5})
+    with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
+        shielded = compose("train", overrides=["seed=3", "shield=gap"])
+    assert finished_metrics(shielded, tmp_path) is None

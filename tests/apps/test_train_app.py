@@ -100,6 +100,35 @@ def test_teacher_then_ppo_and_a_resumed_run_does_not_imitate_again(tmp_path):
     assert metrics["total_timesteps"] == 192 and metrics["imitation"] == imitation
 
 
+def test_a_shielded_run_learns_and_is_evaluated_behind_its_shield(tmp_path):
+    """shield=gap in training: the env takes the shield's actions (a shield that finds
+    everything too close brakes on every step), TensorBoard logs the intervention rate, the
+    final evaluation runs behind it, and `roadsight eval` keeps it unless told shield=off."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    out = tmp_path / "run"
+    run("agent=ppo", "extractor=mlp", "agent.n_steps=64", "total_timesteps=64", "eval_freq=0",
+        "shield=gap", "shield.min_gap=1000", "shield.corridor=1000", f"hydra.run.dir={out}")
+    metrics = json.loads((out / "metrics.json").read_text())
+    row = read_episodes_csv(out / "episodes.csv")[0]
+    assert metrics["shield_intervention_rate"] > 0.5 and row.shield_interventions > 0
+    events = EventAccumulator(str(next((out / "tb").rglob("events.out.tfevents.*")).parent))
+    events.Reload()
+    rates = [e.value for e in events.Scalars("rollout/shield_intervention_rate")]
+    assert rates and all(r > 0.5 for r in rates)
+    env = {**ENV, "PYTHONWARNINGS": "ignore"}
+    for name, shield, rate in (("as_trained", "", metrics["shield_intervention_rate"]),
+                               ("off", "shield=off", None)):
+        ev = tmp_path / f"eval_{name}"
+        subprocess.run([ROADSIGHT, "eval", f"run={out}", "checkpoint=last", "episodes=1",
+                        "videos=0", "n_boot=0", "progress_bar=false", f"hydra.run.dir={ev}",
+                        *[a for a in (shield,) if a]], check=True, env=env, timeout=600,
+                       capture_output=True)
+        evaluated = json.loads((ev / "metrics.json").read_text())
+        assert evaluated.get("shield_intervention_rate") == (
+            None if rate is None else pytest.approx(rate))  # the same seed, the same episode
+
+
 def test_a_run_killed_mid_imitation_continues_after_its_last_round(tmp_path):
     out = tmp_path / "run"
     args = ("observation=kinematics", "extractor=mlp", "agent.n_steps=64", "eval_freq=0",
@@ -135,6 +164,8 @@ def test_a_run_killed_mid_imitation_continues_after_its_last_round(tmp_path):
                                    "null, idm"),
     (("imitation.teacher=idm", "agent=dqn"), "roadsight train: imitation.teacher needs an "
                                              "actor-critic policy (agent=ppo), not DQN"),
+    (("shield=gap", "observation=pixels", "extractor=nature_cnn"),
+     "roadsight train: shield: it reads the object list, and observation=pixels has none"),
     (("observation=objects", "perception.checkpoint=/nonexistent/det.pt"),
      "roadsight train: perception.checkpoint=/nonexistent/det.pt does not exist"),
 ])
