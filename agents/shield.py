@@ -15,8 +15,14 @@ Two rules, with highway-env's IDM constants as defaults (its cars keep these gap
   `pedestrian_horizon` comes within it) closer, centre to centre, than IDM's desired gap
   s* = min_gap + v time_gap + v dv / (2 sqrt(comfort_acc comfort_dec)) -> SLOWER;
 - change lanes into a free gap only: a LANE_LEFT/LANE_RIGHT with anything in the target lane's
-  corridor from `lane_change_rear` behind to `lane_change_front` ahead -> IDLE (then the gap
-  rule).
+  corridor closer ahead than `lane_change_front` + IDM's braking term v dv / (2 sqrt(ab)) for
+  the ego closing on it, or closer behind than `lane_change_rear` + the same term for it
+  closing on the ego -> IDLE (then the gap rule). At 25 m/s a debris in the next lane thus
+  blocks the change up to 96 m ahead, a car at the ego's speed 15 m ahead.
+A lane change into a free gap passes even with something inside the gap ahead (moving out of
+the path is the way round a standstill that braking cannot reach at highway speed), unless that
+something is nearer than `min_gap` + v `lane_change_time` (the ego would still be in its lane
+when it got there): then SLOWER.
 Ego frame: x forward, y left; LANE_LEFT is the lane at +lane_width.
 """
 
@@ -51,10 +57,11 @@ class GapShield:
     pedestrian_horizon: float = 3.0
     lane_change_front: float = 15.0
     lane_change_rear: float = 12.0
+    lane_change_time: float = 1.0
 
     def __post_init__(self):
         for key in ("lane_width", "corridor", "min_gap", "time_gap", "comfort_acc",
-                    "comfort_dec", "lane_change_front", "lane_change_rear"):
+                    "comfort_dec", "lane_change_front", "lane_change_rear", "lane_change_time"):
             if not getattr(self, key) > 0:
                 raise ConfigError(f"shield.{key}={getattr(self, key)!r}: need a value > 0")
         if not self.pedestrian_horizon >= 0:
@@ -70,6 +77,12 @@ class GapShield:
         cls = np.argmax(rows[:, CLASS0:CLASS0 + len(CLASSES)], axis=1)
         return speed, rows[:, X:Y + 1] * ps, rows[:, VX:VY + 1] * vs, cls
 
+    def braking_gap(self, speed: np.ndarray | float, closing: np.ndarray) -> np.ndarray:
+        """IDM's braking term v dv / (2 sqrt(ab)) [m] of a follower at `speed` closing at
+        `closing` (>0: approaching; a receding object adds nothing)."""
+        ab = 2.0 * np.sqrt(self.comfort_acc * self.comfort_dec)
+        return speed * np.maximum(closing, 0.0) / ab
+
     def desired_gap(self, speed: float, closing: np.ndarray) -> np.ndarray:
         """IDM's s* [m] at ego speed `speed` for closing speeds `closing` (>0: approaching)."""
         ab = 2.0 * np.sqrt(self.comfort_acc * self.comfort_dec)
@@ -84,28 +97,33 @@ class GapShield:
         lo, hi = np.minimum(y0, y1), np.maximum(y0, y1)
         return (hi > -self.corridor) & (lo < self.corridor)
 
-    def too_close(self, scene: tuple) -> bool:
-        """Anything ahead in the ego's path nearer than IDM's desired gap? (`scene`: see
-        `scene`)"""
+    def too_close(self, scene: tuple, gap: float | None = None) -> bool:
+        """Anything ahead in the ego's path nearer than IDM's desired gap (or than `gap` [m])?
+        (`scene`: see `scene`)"""
         speed, xy, vxy, cls = scene
         ahead = (xy[:, 0] > 0) & self.in_path(xy, vxy, cls)
         if not ahead.any():
             return False
-        closing = speed - vxy[ahead, 0]
-        return bool((xy[ahead, 0] < self.desired_gap(speed, closing)).any())
+        limit = self.desired_gap(speed, speed - vxy[ahead, 0]) if gap is None else gap
+        return bool((xy[ahead, 0] < limit).any())
 
     def lane_occupied(self, scene: tuple, side: int) -> bool:
         """Anything in the lane on `side` (+1 left, -1 right) within the lane-change gap?"""
-        _, xy, vxy, cls = scene
-        near = (xy[:, 0] > -self.lane_change_rear) & (xy[:, 0] < self.lane_change_front)
-        return bool((near & self.in_path(xy, vxy, cls, side * self.lane_width)).any())
+        speed, xy, vxy, cls = scene
+        lane = self.in_path(xy, vxy, cls, side * self.lane_width)
+        ahead = xy[:, 0] < self.lane_change_front + self.braking_gap(speed, speed - vxy[:, 0])
+        behind = -xy[:, 0] < self.lane_change_rear + self.braking_gap(vxy[:, 0],
+                                                                       vxy[:, 0] - speed)
+        return bool((lane & np.where(xy[:, 0] > 0, ahead, behind)).any())
 
     def __call__(self, obs: np.ndarray, action: int) -> int:
         """The action to take for the policy's `action` on one object list `obs`."""
         action, scene = int(action), self.scene(obs)
         if action in (LANE_LEFT, LANE_RIGHT):
-            if self.lane_occupied(scene, +1 if action == LANE_LEFT else -1):
-                action = IDLE
+            if not self.lane_occupied(scene, +1 if action == LANE_LEFT else -1):
+                still_here = self.min_gap + scene[0] * self.lane_change_time
+                return SLOWER if self.too_close(scene, gap=still_here) else action
+            action = IDLE
         if action != SLOWER and self.too_close(scene):
             return SLOWER
         return action

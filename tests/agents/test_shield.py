@@ -15,7 +15,8 @@ LAYOUT = ObjectListLayout()
 SHIELD = GapShield(LAYOUT, lane_width=3.5)
 
 
-def scene(speed: float, *objects: tuple[str, float, float, float, float]) -> np.ndarray:
+def scene(speed: float, *objects: tuple[str, float, float, float, float],
+          layout: ObjectListLayout = LAYOUT) -> np.ndarray:
     """The object list of an ego at `speed` [m/s] among (class, x, y, vx, vy) ground truth."""
     ego = EgoState(speed=speed, heading_to_lane=0.0, lateral_offset=0.0, world_xy=(0.0, 0.0),
                    world_heading=0.0, lane_index=0, target_speed=speed, lanes_left=1,
@@ -23,10 +24,10 @@ def scene(speed: float, *objects: tuple[str, float, float, float, float]) -> np.
     cls = np.array([CLASSES.index(o[0]) for o in objects], int)
     xy = np.array([o[1:3] for o in objects], float).reshape(-1, 2)
     vxy = np.array([o[3:5] for o in objects], float).reshape(-1, 2)
-    return LAYOUT.encode(cls, xy, vxy, np.ones(len(objects)), ego)
+    return layout.encode(cls, xy, vxy, np.ones(len(objects)), ego)
 
 
-@pytest.mark.parametrize("action", [FASTER, IDLE, LANE_LEFT, LANE_RIGHT])
+@pytest.mark.parametrize("action", [FASTER, IDLE])
 def test_a_stopped_obstacle_inside_the_gap_brakes(action):
     obs = scene(8.0, ("obstacle", 20.0, 0.5, 0.0, 0.0))  # s* = 10 + 12 + 8 * 8 / 7.75 = 30.3
     assert SHIELD(obs, action) == SLOWER
@@ -34,7 +35,7 @@ def test_a_stopped_obstacle_inside_the_gap_brakes(action):
 
 
 def test_what_is_outside_the_path_or_the_gap_changes_nothing():
-    for obs in (scene(8.0, ("obstacle", 20.0, 3.5, 0.0, 0.0)),  # the next lane
+    for obs in (scene(8.0, ("obstacle", 25.0, 3.5, 0.0, 0.0)),  # the next lane, past 23.3 m
                 scene(8.0, ("obstacle", 32.0, 0.0, 0.0, 0.0)),  # beyond s* = 30.3 m
                 scene(8.0, ("vehicle", -8.0, 0.0, 8.0, 0.0)),  # behind
                 scene(8.0)):  # an empty road
@@ -67,7 +68,36 @@ def test_a_lane_change_waits_for_a_free_gap():
     # a lane change away from an obstacle ahead into a taken gap: IDLE, then the gap rule
     blocked = scene(8.0, ("obstacle", 20.0, 0.0, 0.0, 0.0), ("vehicle", 5.0, -3.5, 8.0, 0.0))
     assert SHIELD(blocked, LANE_RIGHT) == SLOWER
-    assert SHIELD(blocked, LANE_LEFT) == SLOWER  # a free lane, but still inside the gap now
+
+
+def test_the_lane_change_gap_grows_with_the_closing_speed():
+    layout = ObjectListLayout(max_range=100.0)  # highway_hazards' view
+    shield = GapShield(layout, lane_width=3.5)
+
+    def at(x, vx):  # an object in the lane on the left, the ego at 25 m/s
+        kind = "obstacle" if vx == 0 else "vehicle"
+        return scene(25.0, (kind, x, 3.5, vx, 0.0), layout=layout)
+
+    # debris 60 m ahead: 15 + 25 * 25 / 7.75 = 95.6 m needed
+    assert shield(at(60.0, 0.0), LANE_LEFT) == IDLE
+    assert shield(at(60.0, 0.0), LANE_RIGHT) == LANE_RIGHT
+    assert shield(at(97.0, 0.0), LANE_LEFT) == LANE_LEFT
+    # a car at the ego's speed needs only lane_change_front ahead, one pulling away nothing more
+    assert shield(at(16.0, 25.0), LANE_LEFT) == LANE_LEFT
+    assert shield(at(14.0, 30.0), LANE_LEFT) == IDLE
+    # behind: 12 m for a car at the ego's speed, 12 + 35 * 10 / 7.75 = 57.2 m for one at 35
+    assert shield(at(-20.0, 25.0), LANE_LEFT) == LANE_LEFT
+    assert shield(at(-50.0, 35.0), LANE_LEFT) == IDLE
+    assert shield(at(-60.0, 35.0), LANE_LEFT) == LANE_LEFT
+
+
+def test_a_lane_change_into_a_free_gap_goes_round_what_is_ahead():
+    # 20 m ahead at 8 m/s: inside s* (30.3 m) but beyond min_gap + 8 m/s x 1 s = 18 m
+    debris = scene(8.0, ("obstacle", 20.0, 0.0, 0.0, 0.0))
+    assert SHIELD(debris, LANE_LEFT) == LANE_LEFT and SHIELD(debris, LANE_RIGHT) == LANE_RIGHT
+    assert SHIELD(debris, IDLE) == SLOWER
+    near = scene(8.0, ("obstacle", 16.0, 0.0, 0.0, 0.0))  # the ego would still be in its lane
+    assert SHIELD(near, LANE_LEFT) == SLOWER and SHIELD(near, LANE_RIGHT) == SLOWER
 
 
 def test_the_shielded_policy_counts_its_interventions_per_episode():
@@ -93,7 +123,7 @@ def test_the_shielded_policy_counts_its_interventions_per_episode():
     assert policy.interventions == 0 and policy.policy.resets == 2
 
 
-@pytest.mark.parametrize("key", ["corridor", "min_gap", "lane_width"])
+@pytest.mark.parametrize("key", ["corridor", "min_gap", "lane_width", "lane_change_time"])
 def test_bad_parameters_name_the_key(key):
     with pytest.raises(ConfigError, match=rf"shield\.{key}=-1.0: need a value > 0"):
         GapShield(LAYOUT, **{key: -1.0})
