@@ -13,12 +13,20 @@ Two rules, with highway-env's IDM constants as defaults (its cars keep these gap
 - keep the gap: something in the ego's path (a vehicle or obstacle whose centre is within
   `corridor` of the ego's line, or a pedestrian whose constant-velocity walk over
   `pedestrian_horizon` comes within it) closer, centre to centre, than IDM's desired gap
-  s* = min_gap + v time_gap + v dv / (2 sqrt(comfort_acc comfort_dec)) -> SLOWER;
+  s* = min_gap + v time_gap + v dv / (2 sqrt(comfort_acc comfort_dec)) -> SLOWER, judged one
+  decision ahead: the gap and the speed the action would leave after `decision_period` (the
+  env's 1 / policy_frequency; FASTER reaches the next of `target_speeds`). At highway-env's 1 Hz
+  a FASTER at 14 m/s with debris 59 m ahead leaves 40 m at 19 m/s, more than one SLOWER a
+  second (5 m/s) can stop in;
 - change lanes into a free gap only: a LANE_LEFT/LANE_RIGHT with anything in the target lane's
   corridor closer ahead than `lane_change_front` + IDM's braking term v dv / (2 sqrt(ab)) for
   the ego closing on it, or closer behind than `lane_change_rear` + the same term for it
   closing on the ego -> IDLE (then the gap rule). At 25 m/s a debris in the next lane thus
   blocks the change up to 96 m ahead, a car at the ego's speed 15 m ahead.
+Third, the way round: when the gap rule fires and one SLOWER per decision cannot stop the ego
+`min_gap` short of what is in its path (the closing speed shed one target speed per
+`decision_period`), the shield steers into a free lane instead (left, else right; one that
+exists, by the ego row's lane flags), if the object is farther than min_gap + v lane_change_time.
 A lane change into a free gap passes even with something inside the gap ahead (moving out of
 the path is the way round a standstill that braking cannot reach at highway speed), unless that
 something is nearer than `min_gap` + v `lane_change_time` (the ego would still be in its lane
@@ -36,11 +44,14 @@ from omegaconf import DictConfig
 from stable_baselines3.common.vec_env import VecEnv, VecEnvWrapper
 
 from agents.observations import CLASS0, PRESENCE, VX, VY, ObjectListLayout, X, Y
+from agents.observations import LANE_LEFT as HAS_LEFT_LANE
+from agents.observations import LANE_RIGHT as HAS_RIGHT_LANE
 from roadsight.errors import ConfigError
-from sim.drivers import IDLE, LANE_LEFT, LANE_RIGHT, SLOWER
+from sim.drivers import FASTER, IDLE, LANE_LEFT, LANE_RIGHT, SLOWER
 from sim.types import CLASSES
 
 PEDESTRIAN = CLASSES.index("pedestrian")
+HIGHWAY_TARGET_SPEEDS = (20.0, 25.0, 30.0)  # highway-env's DiscreteMetaAction default [m/s]
 
 
 @dataclass(frozen=True)
@@ -58,12 +69,18 @@ class GapShield:
     lane_change_front: float = 15.0
     lane_change_rear: float = 12.0
     lane_change_time: float = 1.0
+    decision_period: float = 0.0  # [s] 0: judge the present gap only
+    target_speeds: tuple[float, ...] = ()  # [m/s] the meta-actions' speeds (); none: FASTER
+    #                                        is judged at the present speed
 
     def __post_init__(self):
         for key in ("lane_width", "corridor", "min_gap", "time_gap", "comfort_acc",
                     "comfort_dec", "lane_change_front", "lane_change_rear", "lane_change_time"):
             if not getattr(self, key) > 0:
                 raise ConfigError(f"shield.{key}={getattr(self, key)!r}: need a value > 0")
+        if not self.decision_period >= 0:
+            raise ConfigError(f"shield.decision_period={self.decision_period!r}: need a value "
+                              f">= 0")
         if not self.pedestrian_horizon >= 0:
             raise ConfigError(f"shield.pedestrian_horizon={self.pedestrian_horizon!r}: need a "
                               f"value >= 0")
@@ -97,15 +114,57 @@ class GapShield:
         lo, hi = np.minimum(y0, y1), np.maximum(y0, y1)
         return (hi > -self.corridor) & (lo < self.corridor)
 
-    def too_close(self, scene: tuple, gap: float | None = None) -> bool:
-        """Anything ahead in the ego's path nearer than IDM's desired gap (or than `gap` [m])?
-        (`scene`: see `scene`)"""
+    def speed_after(self, speed: float, action: int) -> float:
+        """The ego's speed [m/s] one decision after `action` (FASTER: the next target speed)."""
+        above = [v for v in self.target_speeds if v > speed + 0.5]
+        return min(above) if action == FASTER and above else speed
+
+    def braking_distance(self, speed: float, object_speed: float) -> float:
+        """Distance [m] the ego covers relative to an object at `object_speed` before one SLOWER
+        per decision stops it closing (inf: the lowest target speed is still faster)."""
+        if self.decision_period == 0:
+            return 0.0  # deciding continuously: braking is never late
+        chain = [speed, *sorted((v for v in self.target_speeds if v < speed - 0.5), reverse=True)]
+        closing = np.maximum(np.array(chain) - object_speed, 0.0)
+        if closing[-1] > 0:
+            return float("inf")
+        return self.decision_period * float(np.sum(closing[:-1] + closing[1:]) / 2)
+
+    def nearest_ahead(self, scene: tuple) -> tuple[float, float] | None:
+        """(x [m], vx [m/s]) of the nearest object ahead in the ego's path, or None."""
+        _, xy, vxy, cls = scene
+        ahead = np.flatnonzero((xy[:, 0] > 0) & self.in_path(xy, vxy, cls))
+        if len(ahead) == 0:
+            return None
+        i = ahead[np.argmin(xy[ahead, 0])]
+        return float(xy[i, 0]), float(vxy[i, 0])
+
+    def too_close(self, scene: tuple, gap: float | None = None, action: int = IDLE) -> bool:
+        """Anything ahead in the ego's path nearer than IDM's desired gap (or than `gap` [m]),
+        one decision after `action`? (`scene`: see `scene`)"""
         speed, xy, vxy, cls = scene
         ahead = (xy[:, 0] > 0) & self.in_path(xy, vxy, cls)
         if not ahead.any():
             return False
-        limit = self.desired_gap(speed, speed - vxy[ahead, 0]) if gap is None else gap
-        return bool((xy[ahead, 0] < limit).any())
+        then = self.speed_after(speed, action)
+        x = xy[ahead, 0] + (vxy[ahead, 0] - 0.5 * (speed + then)) * self.decision_period
+        limit = self.desired_gap(then, then - vxy[ahead, 0]) if gap is None else gap
+        return bool((x < limit).any())
+
+    def way_round(self, obs: np.ndarray, scene: tuple) -> int | None:
+        """The lane change round what is ahead when braking comes too late (see the module
+        docstring), or None."""
+        x, vx = self.nearest_ahead(scene)
+        speed = scene[0]
+        if x >= self.min_gap + self.braking_distance(speed, vx):
+            return None  # braking still stops in time
+        if x <= self.min_gap + speed * self.lane_change_time:
+            return None  # too late to leave the lane
+        for action, side, column in ((LANE_LEFT, +1, HAS_LEFT_LANE),
+                                     (LANE_RIGHT, -1, HAS_RIGHT_LANE)):
+            if obs[0, column] > 0 and not self.lane_occupied(scene, side):
+                return action
+        return None
 
     def lane_occupied(self, scene: tuple, side: int) -> bool:
         """Anything in the lane on `side` (+1 left, -1 right) within the lane-change gap?"""
@@ -124,8 +183,9 @@ class GapShield:
                 still_here = self.min_gap + scene[0] * self.lane_change_time
                 return SLOWER if self.too_close(scene, gap=still_here) else action
             action = IDLE
-        if action != SLOWER and self.too_close(scene):
-            return SLOWER
+        if self.too_close(scene, action=action):
+            evade = self.way_round(obs, scene)
+            return SLOWER if evade is None else evade  # (LANE_LEFT is 0)
         return action
 
 
@@ -190,6 +250,14 @@ def build_shield(shield_cfg: DictConfig | None, run_cfg: DictConfig) -> GapShiel
         raise ConfigError(f"shield: it reads the object list, and observation="
                           f"{run_cfg.observation.name} has none; use it with "
                           f"observation={' or '.join(OBJECT_LISTS)} policies")
-    lane_width = shield_cfg.lane_width or run_cfg.env.get("config", {}).get("lane_width") or 4.0
+    env = run_cfg.env.get("config", {})
+    lane_width = shield_cfg.lane_width or env.get("lane_width") or 4.0
+    period = shield_cfg.get("decision_period")
+    speeds = shield_cfg.get("target_speeds")
     return instantiate(shield_cfg, layout=instantiate(run_cfg.observation.layout),
-                       lane_width=float(lane_width))
+                       lane_width=float(lane_width),
+                       decision_period=float(1.0 / env.get("policy_frequency", 1)
+                                             if period is None else period),
+                       target_speeds=tuple(float(v) for v in (
+                           speeds or env.get("action", {}).get("target_speeds")
+                           or HIGHWAY_TARGET_SPEEDS)))

@@ -8,6 +8,7 @@ import pytest
 from agents.observations import ObjectListLayout
 from agents.shield import GapShield, ShieldedPolicy
 from roadsight.errors import ConfigError
+from roadsight.paths import REPO_ROOT
 from sim.drivers import FASTER, IDLE, LANE_LEFT, LANE_RIGHT, SLOWER
 from sim.types import CLASSES, EgoState
 
@@ -100,6 +101,71 @@ def test_a_lane_change_into_a_free_gap_goes_round_what_is_ahead():
     assert SHIELD(near, LANE_LEFT) == SLOWER and SHIELD(near, LANE_RIGHT) == SLOWER
 
 
+def test_the_gap_is_judged_one_decision_ahead():
+    # highway-env at 1 Hz, speeds 0..30 by 5: FASTER at 14 m/s with debris 59 m ahead would leave
+    # 59 - (14 + 15) / 2 = 44.5 m at 15 m/s, inside s* = 10 + 22.5 + 15 * 15 / 7.75 = 61.5 m
+    layout = ObjectListLayout(max_range=100.0)
+    ahead = GapShield(layout, lane_width=4.0, decision_period=1.0,
+                      target_speeds=(0, 5, 10, 15, 20, 25, 30))
+    now = GapShield(layout, lane_width=4.0)
+    debris = scene(14.0, ("obstacle", 59.0, 0.0, 0.0, 0.0), layout=layout)
+    assert now(debris, FASTER) == FASTER  # 59 m > s* = 10 + 21 + 14 * 14 / 7.75 = 56.3 m now
+    assert ahead(debris, FASTER) == SLOWER and ahead(debris, IDLE) == SLOWER  # IDLE: 45 < 56.3
+    far = scene(14.0, ("obstacle", 90.0, 0.0, 0.0, 0.0), layout=layout)  # 75.5 m > 61.5 m
+    assert ahead(far, FASTER) == FASTER
+    # a car ahead at the ego's speed: the gap stays, only the speed it is judged at changes
+    car = scene(25.0, ("vehicle", 60.0, 0.0, 25.0, 0.0), layout=layout)  # s* = 47.5 m
+    assert ahead(car, IDLE) == IDLE
+    assert ahead(car, FASTER) == SLOWER  # 57.5 m left at 30 m/s: s* = 74.4 m
+    top = scene(30.0, ("vehicle", 80.0, 0.0, 30.0, 0.0), layout=layout)
+    assert ahead(top, FASTER) == FASTER  # no speed above 30: FASTER keeps it, s* = 55 m
+
+
+def test_when_braking_comes_too_late_the_shield_steers_round_into_a_free_lane():
+    layout = ObjectListLayout(max_range=100.0)
+    shield = GapShield(layout, lane_width=4.0, decision_period=1.0,
+                      target_speeds=(0, 5, 10, 15, 20, 25, 30))
+    # braking from 20 m/s by 5 m/s a second covers 17.5 + 12.5 + 7.5 + 2.5 = 40 m
+    assert shield.braking_distance(20.0, 0.0) == 40.0
+    assert shield.braking_distance(20.0, 10.0) == 7.5 + 2.5  # closing 10, 5, 0
+    assert GapShield(layout, decision_period=1.0, target_speeds=(20, 25)).braking_distance(
+        25.0, 0.0) == float("inf")
+    debris = ("obstacle", 45.0, 0.0, 0.0, 0.0)  # < 10 + 40 m: too late to brake
+    assert shield(scene(20.0, debris, layout=layout), FASTER) == LANE_LEFT
+    assert shield(scene(20.0, debris, layout=layout), SLOWER) == LANE_LEFT
+    left_taken = scene(20.0, debris, ("vehicle", 5.0, 4.0, 20.0, 0.0), layout=layout)
+    assert shield(left_taken, IDLE) == LANE_RIGHT
+    both = scene(20.0, debris, ("vehicle", 5.0, 4.0, 20.0, 0.0), ("vehicle", 0.0, -4.0, 20.0,
+                                                                    0.0), layout=layout)
+    assert shield(both, IDLE) == SLOWER
+    # no lane on the left (the ego row's flag): right
+    ego_only_right = scene(20.0, debris, layout=layout)
+    ego_only_right[0, 2] = 0.0  # agents.observations.LANE_LEFT: the lane-on-left flag
+    assert shield(ego_only_right, IDLE) == LANE_RIGHT
+    # braking still in time (75 m > 50 m), or too late to leave (25 m < 10 + 20 x 1 s): SLOWER
+    assert shield(scene(20.0, ("obstacle", 75.0, 0.0, 0.0, 0.0), layout=layout), IDLE) == SLOWER
+    assert shield(scene(20.0, ("obstacle", 25.0, 0.0, 0.0, 0.0), layout=layout), IDLE) == SLOWER
+    # a present-only shield (decision_period 0) always brakes
+    assert GapShield(layout, lane_width=4.0)(scene(20.0, debris, layout=layout), IDLE) == SLOWER
+
+
+def test_the_shield_takes_the_envs_decision_period_and_speeds():
+    from omegaconf import OmegaConf
+
+    from agents.shield import build_shield
+
+    shield_cfg = OmegaConf.load(REPO_ROOT / "conf/shield/gap.yaml")
+    run = OmegaConf.create({"observation": {"name": "kinematics", "layout": {
+        "_target_": "agents.observations.ObjectListLayout"}}, "env": {"config": {
+            "policy_frequency": 2, "action": {"target_speeds": [0, 4, 8]}}}})
+    shield = build_shield(shield_cfg, run)
+    assert shield.decision_period == 0.5 and shield.target_speeds == (0.0, 4.0, 8.0)
+    assert shield.lane_width == 4.0
+    run.env.config = {}  # highway-env's defaults: 1 Hz, [20, 25, 30]
+    shield = build_shield(shield_cfg, run)
+    assert shield.decision_period == 1.0 and shield.target_speeds == (20.0, 25.0, 30.0)
+
+
 def test_the_shielded_policy_counts_its_interventions_per_episode():
     class Always:
         def __init__(self, action):
@@ -123,9 +189,10 @@ def test_the_shielded_policy_counts_its_interventions_per_episode():
     assert policy.interventions == 0 and policy.policy.resets == 2
 
 
-@pytest.mark.parametrize("key", ["corridor", "min_gap", "lane_width", "lane_change_time"])
+@pytest.mark.parametrize("key", ["corridor", "min_gap", "lane_width", "lane_change_time",
+                                 "decision_period"])
 def test_bad_parameters_name_the_key(key):
-    with pytest.raises(ConfigError, match=rf"shield\.{key}=-1.0: need a value > 0"):
+    with pytest.raises(ConfigError, match=rf"shield\.{key}=-1.0: need a value >=? 0"):
         GapShield(LAYOUT, **{key: -1.0})
 
 
