@@ -15,9 +15,10 @@ Two rules, with highway-env's IDM constants as defaults (its cars keep these gap
   `pedestrian_horizon` comes within it) closer, centre to centre, than IDM's desired gap
   s* = min_gap + v time_gap + v dv / (2 sqrt(comfort_acc comfort_dec)) -> SLOWER, judged one
   decision ahead: the gap and the speed the action would leave after `decision_period` (the
-  env's 1 / policy_frequency; FASTER reaches the next of `target_speeds`). At highway-env's 1 Hz
-  a FASTER at 14 m/s with debris 59 m ahead leaves 40 m at 19 m/s, more than one SLOWER a
-  second (5 m/s) can stop in;
+  env's 1 / policy_frequency), the speed being the ego's target speed (the ego row's), for
+  FASTER the next of `target_speeds` above it. At highway-env's 1 Hz a FASTER at 14 m/s
+  (target 15) with debris 59 m ahead leaves 42 m at 20 m/s, more than one SLOWER a second
+  (5 m/s) can stop in;
 - change lanes into a free gap only: a LANE_LEFT/LANE_RIGHT with anything in the target lane's
   corridor closer ahead than `lane_change_front` + IDM's braking term v dv / (2 sqrt(ab)) for
   the ego closing on it, or closer behind than `lane_change_rear` + the same term for it
@@ -43,7 +44,16 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig
 from stable_baselines3.common.vec_env import VecEnv, VecEnvWrapper
 
-from agents.observations import CLASS0, PRESENCE, VX, VY, ObjectListLayout, X, Y
+from agents.observations import (
+    CLASS0,
+    PRESENCE,
+    TARGET_SPEED,
+    VX,
+    VY,
+    ObjectListLayout,
+    X,
+    Y,
+)
 from agents.observations import LANE_LEFT as HAS_LEFT_LANE
 from agents.observations import LANE_RIGHT as HAS_RIGHT_LANE
 from roadsight.errors import ConfigError
@@ -114,10 +124,15 @@ class GapShield:
         lo, hi = np.minimum(y0, y1), np.maximum(y0, y1)
         return (hi > -self.corridor) & (lo < self.corridor)
 
-    def speed_after(self, speed: float, action: int) -> float:
-        """The ego's speed [m/s] one decision after `action` (FASTER: the next target speed)."""
-        above = [v for v in self.target_speeds if v > speed + 0.5]
-        return min(above) if action == FASTER and above else speed
+    def speed_after(self, obs: np.ndarray, action: int) -> float:
+        """The ego's speed [m/s] one decision after `action`: its target speed (the ego row's),
+        for FASTER the next of `target_speeds` above it; the present speed with no look-ahead."""
+        speed = float(np.hypot(obs[0, VX], obs[0, VY]) * self.layout.velocity_scale)
+        if self.decision_period == 0:
+            return speed
+        target = float(obs[0, TARGET_SPEED] * self.layout.velocity_scale)
+        above = [v for v in self.target_speeds if v > target + 0.5]
+        return min(above) if action == FASTER and above else target
 
     def braking_distance(self, speed: float, object_speed: float) -> float:
         """Distance [m] the ego covers relative to an object at `object_speed` before one SLOWER
@@ -139,27 +154,31 @@ class GapShield:
         i = ahead[np.argmin(xy[ahead, 0])]
         return float(xy[i, 0]), float(vxy[i, 0])
 
-    def too_close(self, scene: tuple, gap: float | None = None, action: int = IDLE) -> bool:
-        """Anything ahead in the ego's path nearer than IDM's desired gap (or than `gap` [m]),
-        one decision after `action`? (`scene`: see `scene`)"""
+    def too_close(self, scene: tuple, then: float | None = None) -> bool:
+        """Anything ahead in the ego's path nearer than IDM's desired gap one decision ahead,
+        the ego then at speed `then` (None: its present speed)? (`scene`: see `scene`)"""
         speed, xy, vxy, cls = scene
         ahead = (xy[:, 0] > 0) & self.in_path(xy, vxy, cls)
         if not ahead.any():
             return False
-        then = self.speed_after(speed, action)
+        then = speed if then is None else then
         x = xy[ahead, 0] + (vxy[ahead, 0] - 0.5 * (speed + then)) * self.decision_period
-        limit = self.desired_gap(then, then - vxy[ahead, 0]) if gap is None else gap
-        return bool((x < limit).any())
+        return bool((x < self.desired_gap(then, then - vxy[ahead, 0])).any())
+
+    def late_to_leave(self, scene: tuple) -> bool:
+        """Is what is ahead in the path nearer than min_gap + v lane_change_time (the ego would
+        still be in its lane when it got there)?"""
+        near = self.nearest_ahead(scene)
+        return near is not None and near[0] <= self.min_gap + scene[0] * self.lane_change_time
 
     def way_round(self, obs: np.ndarray, scene: tuple) -> int | None:
         """The lane change round what is ahead when braking comes too late (see the module
         docstring), or None."""
         x, vx = self.nearest_ahead(scene)
-        speed = scene[0]
-        if x >= self.min_gap + self.braking_distance(speed, vx):
+        if x >= self.min_gap + self.braking_distance(scene[0], vx):
             return None  # braking still stops in time
-        if x <= self.min_gap + speed * self.lane_change_time:
-            return None  # too late to leave the lane
+        if self.late_to_leave(scene):
+            return None
         for action, side, column in ((LANE_LEFT, +1, HAS_LEFT_LANE),
                                      (LANE_RIGHT, -1, HAS_RIGHT_LANE)):
             if obs[0, column] > 0 and not self.lane_occupied(scene, side):
@@ -180,10 +199,9 @@ class GapShield:
         action, scene = int(action), self.scene(obs)
         if action in (LANE_LEFT, LANE_RIGHT):
             if not self.lane_occupied(scene, +1 if action == LANE_LEFT else -1):
-                still_here = self.min_gap + scene[0] * self.lane_change_time
-                return SLOWER if self.too_close(scene, gap=still_here) else action
+                return SLOWER if self.late_to_leave(scene) else action
             action = IDLE
-        if self.too_close(scene, action=action):
+        if self.too_close(scene, then=self.speed_after(obs, action)):
             evade = self.way_round(obs, scene)
             return SLOWER if evade is None else evade  # (LANE_LEFT is 0)
         return action

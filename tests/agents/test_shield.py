@@ -17,10 +17,12 @@ SHIELD = GapShield(LAYOUT, lane_width=3.5)
 
 
 def scene(speed: float, *objects: tuple[str, float, float, float, float],
-          layout: ObjectListLayout = LAYOUT) -> np.ndarray:
-    """The object list of an ego at `speed` [m/s] among (class, x, y, vx, vy) ground truth."""
+          layout: ObjectListLayout = LAYOUT, target: float | None = None) -> np.ndarray:
+    """The object list of an ego at `speed` [m/s] (target speed `target`, None: `speed`) among
+    (class, x, y, vx, vy) ground truth."""
     ego = EgoState(speed=speed, heading_to_lane=0.0, lateral_offset=0.0, world_xy=(0.0, 0.0),
-                   world_heading=0.0, lane_index=0, target_speed=speed, lanes_left=1,
+                   world_heading=0.0, lane_index=0,
+                   target_speed=speed if target is None else target, lanes_left=1,
                    lanes_right=1)
     cls = np.array([CLASSES.index(o[0]) for o in objects], int)
     xy = np.array([o[1:3] for o in objects], float).reshape(-1, 2)
@@ -102,17 +104,21 @@ def test_a_lane_change_into_a_free_gap_goes_round_what_is_ahead():
 
 
 def test_the_gap_is_judged_one_decision_ahead():
-    # highway-env at 1 Hz, speeds 0..30 by 5: FASTER at 14 m/s with debris 59 m ahead would leave
-    # 59 - (14 + 15) / 2 = 44.5 m at 15 m/s, inside s* = 10 + 22.5 + 15 * 15 / 7.75 = 61.5 m
+    # highway-env at 1 Hz, target speeds 0..30 by 5; the ego at 14 m/s, target 15, debris 59 m
+    # ahead: IDLE leaves 59 - (14 + 15) / 2 = 44.5 m at 15 m/s, inside s* = 10 + 22.5 + 15 * 15
+    # / 7.75 = 61.5 m; FASTER (target 20) 42 m at 20 m/s, inside s* = 91.6 m
     layout = ObjectListLayout(max_range=100.0)
     ahead = GapShield(layout, lane_width=4.0, decision_period=1.0,
                       target_speeds=(0, 5, 10, 15, 20, 25, 30))
     now = GapShield(layout, lane_width=4.0)
-    debris = scene(14.0, ("obstacle", 59.0, 0.0, 0.0, 0.0), layout=layout)
-    assert now(debris, FASTER) == FASTER  # 59 m > s* = 10 + 21 + 14 * 14 / 7.75 = 56.3 m now
-    assert ahead(debris, FASTER) == SLOWER and ahead(debris, IDLE) == SLOWER  # IDLE: 45 < 56.3
-    far = scene(14.0, ("obstacle", 90.0, 0.0, 0.0, 0.0), layout=layout)  # 75.5 m > 61.5 m
-    assert ahead(far, FASTER) == FASTER
+
+    def debris_at(x):
+        return scene(14.0, ("obstacle", x, 0.0, 0.0, 0.0), layout=layout, target=15.0)
+
+    assert now(debris_at(59.0), FASTER) == FASTER  # 59 m > s* = 10 + 21 + 14 * 14 / 7.75 now
+    assert ahead(debris_at(59.0), FASTER) == SLOWER and ahead(debris_at(59.0), IDLE) == SLOWER
+    assert ahead(debris_at(90.0), IDLE) == IDLE  # 75.5 m > 61.5 m
+    assert ahead(debris_at(90.0), FASTER) == SLOWER  # 73 m < 91.6 m
     # a car ahead at the ego's speed: the gap stays, only the speed it is judged at changes
     car = scene(25.0, ("vehicle", 60.0, 0.0, 25.0, 0.0), layout=layout)  # s* = 47.5 m
     assert ahead(car, IDLE) == IDLE
