@@ -70,7 +70,9 @@ class GapShield:
 
     layout: ObjectListLayout
     lane_width: float = 4.0
-    corridor: float = 2.0  # half-width of the ego's path: its half-width + another car's
+    corridor: float = 2.5  # half-width of the ego's path: its half-width + another car's + 0.5
+    #                        for a car standing at an angle (a stopped car 2.3-2.6 m off the
+    #                        ego's line was hit on urban_crossing and highway_hazards)
     min_gap: float = 10.0  # IDM's DISTANCE_WANTED (5 m + a car length), centre to centre
     time_gap: float = 1.5  # IDM's TIME_WANTED
     comfort_acc: float = 3.0  # IDM's COMFORT_ACC_MAX
@@ -136,11 +138,13 @@ class GapShield:
 
     def braking_distance(self, speed: float, object_speed: float) -> float:
         """Distance [m] the ego covers relative to an object at `object_speed` before one SLOWER
-        per decision stops it closing (inf: the lowest target speed is still faster)."""
+        per decision stops it closing (inf: the lowest target speed is still faster). An object
+        coming towards the ego counts as standing: braking can only bring the ego to a stop
+        (and a tracker's estimate of a parked car wobbles around 0)."""
         if self.decision_period == 0:
             return 0.0  # deciding continuously: braking is never late
         chain = [speed, *sorted((v for v in self.target_speeds if v < speed - 0.5), reverse=True)]
-        closing = np.maximum(np.array(chain) - object_speed, 0.0)
+        closing = np.maximum(np.array(chain) - max(object_speed, 0.0), 0.0)
         if closing[-1] > 0:
             return float("inf")
         return self.decision_period * float(np.sum(closing[:-1] + closing[1:]) / 2)

@@ -46,6 +46,13 @@ def test_what_is_outside_the_path_or_the_gap_changes_nothing():
             assert SHIELD(obs, action) == action
 
 
+def test_a_stopped_car_half_in_the_lane_is_in_the_path():
+    # hit on urban_crossing and highway_hazards with a 2 m corridor: stopped 2.3-2.6 m off the line
+    assert SHIELD(scene(8.0, ("vehicle", 20.0, -2.3, 0.0, 0.0)), FASTER) == SLOWER
+    assert SHIELD(scene(8.0, ("vehicle", 20.0, -2.6, 0.0, 0.0)), FASTER) == FASTER
+    assert SHIELD(scene(8.0, ("vehicle", 20.0, 3.5, 0.0, 0.0)), FASTER) == FASTER  # next lane
+
+
 def test_the_gap_to_a_car_ahead_grows_with_the_closing_speed():
     same_speed = scene(8.0, ("vehicle", 24.0, 0.0, 8.0, 0.0))  # s* = 22 m
     assert SHIELD(same_speed, FASTER) == FASTER
@@ -134,6 +141,11 @@ def test_when_braking_comes_too_late_the_shield_steers_round_into_a_free_lane():
     # braking from 20 m/s by 5 m/s a second covers 17.5 + 12.5 + 7.5 + 2.5 = 40 m
     assert shield.braking_distance(20.0, 0.0) == 40.0
     assert shield.braking_distance(20.0, 10.0) == 7.5 + 2.5  # closing 10, 5, 0
+    assert shield.braking_distance(20.0, -0.4) == 40.0  # a parked car's wobbling estimate
+    # nearly stopped behind a parked car 16 m ahead (urban: 2 Hz, 0..14 m/s): brake, not swerve
+    urban = GapShield(layout, lane_width=4.0, decision_period=0.5, target_speeds=(0, 4, 8, 11, 14))
+    parked = scene(1.7, ("vehicle", 16.0, 0.0, -0.4, 0.0), layout=layout, target=0.0)
+    assert urban(parked, FASTER) == SLOWER
     assert GapShield(layout, decision_period=1.0, target_speeds=(20, 25)).braking_distance(
         25.0, 0.0) == float("inf")
     debris = ("obstacle", 45.0, 0.0, 0.0, 0.0)  # < 10 + 40 m: too late to brake
