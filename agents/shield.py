@@ -126,10 +126,10 @@ class GapShield:
         lo, hi = np.minimum(y0, y1), np.maximum(y0, y1)
         return (hi > -self.corridor) & (lo < self.corridor)
 
-    def speed_after(self, obs: np.ndarray, action: int) -> float:
-        """The ego's speed [m/s] one decision after `action`: its target speed (the ego row's),
-        for FASTER the next of `target_speeds` above it; the present speed with no look-ahead."""
-        speed = float(np.hypot(obs[0, VX], obs[0, VY]) * self.layout.velocity_scale)
+    def speed_after(self, obs: np.ndarray, speed: float, action: int) -> float:
+        """The ego's speed [m/s] one decision after `action` from `speed` (the scene's): its
+        target speed (the ego row's), for FASTER the next of `target_speeds` above it; the
+        present speed with no look-ahead."""
         if self.decision_period == 0:
             return speed
         target = float(obs[0, TARGET_SPEED] * self.layout.velocity_scale)
@@ -205,7 +205,7 @@ class GapShield:
             if not self.lane_occupied(scene, +1 if action == LANE_LEFT else -1):
                 return SLOWER if self.late_to_leave(scene) else action
             action = IDLE
-        if self.too_close(scene, then=self.speed_after(obs, action)):
+        if self.too_close(scene, then=self.speed_after(obs, scene[0], action)):
             evade = self.way_round(obs, scene)
             return SLOWER if evade is None else evade  # (LANE_LEFT is 0)
         return action
