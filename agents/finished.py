@@ -2,8 +2,9 @@
 run of the same config, and continue an interrupted one from its last checkpoint.
 
 Hydra rewrites OUT/.hydra/config.yaml before the job starts, so it cannot tell which config
-produced the stored results: a finished run records a digest of its result-relevant config in
-run.json (`config_sha256`) instead, and a later run compares against that.
+produced the stored results: a finished run records its result-relevant config in run.json
+(`config`, with its digest `config_sha256`), and a later run compares digests recomputed with
+today's IGNORED_KEYS, so a key that joins IGNORED_KEYS later does not unfinish older runs.
 """
 
 from __future__ import annotations
@@ -25,10 +26,12 @@ IGNORED_KEYS = ("device", "threads", "progress_bar", "resume", "checkpoint_freq"
 RESUME_CHOICES = "true, false, auto"
 
 
-def config_digest(cfg: DictConfig) -> str:
-    """sha256 of the resolved config without IGNORED_KEYS (the `hydra` node is never in it)."""
-    data = OmegaConf.to_container(cfg, resolve=True)
+def relevant_config(cfg: DictConfig | dict) -> dict:
+    """The resolved config without IGNORED_KEYS and the `hydra` node: what a run's results
+    depend on."""
+    data = OmegaConf.to_container(cfg, resolve=True) if isinstance(cfg, DictConfig) else cfg
     assert isinstance(data, dict)
+    data = json.loads(json.dumps(data, default=str))  # a deep copy; the caller's stays whole
     for key in (*IGNORED_KEYS, "hydra"):
         *parents, leaf = key.split(".")
         node = data
@@ -36,18 +39,25 @@ def config_digest(cfg: DictConfig) -> str:
             node = node.get(parent) if isinstance(node, dict) else None
         if isinstance(node, dict):
             node.pop(leaf, None)
-    return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()
+    return data
+
+
+def config_digest(cfg: DictConfig | dict) -> str:
+    """sha256 of relevant_config(cfg)."""
+    return hashlib.sha256(json.dumps(relevant_config(cfg), sort_keys=True).encode()).hexdigest()
 
 
 def finished_metrics(cfg: DictConfig, out: Path) -> dict | None:
     """The stored metrics when `out` holds a finished run of this config (run.json status ok
-    with the same config digest, metrics.json holding cfg.optimized_metric), else None."""
+    with the same config digest, metrics.json holding cfg.optimized_metric), else None. The
+    stored digest is recomputed from run.json's `config` where it has one."""
     try:
         run = json.loads((out / "run.json").read_text())
         metrics = json.loads((out / "metrics.json").read_text())
     except (OSError, ValueError):
         return None
-    if run.get("status") != "ok" or run.get("config_sha256") != config_digest(cfg):
+    stored = config_digest(run["config"]) if "config" in run else run.get("config_sha256")
+    if run.get("status") != "ok" or stored != config_digest(cfg):
         return None
     if cfg.optimized_metric not in metrics:
         return None

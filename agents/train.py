@@ -18,11 +18,11 @@ log = logging.getLogger(__name__)
 
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="train")
 def app(cfg: DictConfig) -> float:
-    from agents.finished import config_digest, finished_metrics, resume_flag
+    from agents.finished import config_digest, finished_metrics, relevant_config, resume_flag
     from agents.training import train_policy
 
     out = check_writable(Path(HydraConfig.get().runtime.output_dir))  # before any training
-    digest = config_digest(cfg)  # of the config as composed, before training fills it in
+    config = relevant_config(cfg)  # as composed, before training fills it in
     if (stored := finished_metrics(cfg, out)) is not None:  # a resumed sweep: done already
         return float(stored[cfg.optimized_metric])
     run = RunRecord(out, "train", cfg.seed, cfg.device)
@@ -38,7 +38,7 @@ def app(cfg: DictConfig) -> float:
     atomic_write_json(out / "metrics.json", metrics)
     run.finish(status="ok", total_timesteps=metrics["total_timesteps"],
                return_mean=metrics["return_mean"], detector=metrics.get("detector"),
-               config_sha256=digest)
+               config_sha256=config_digest(config), config=config)
     log.info("return %.2f +- %.2f, crash rate %.2f; run in %s", metrics["return_mean"],
              metrics["return_std"], metrics["crash_rate"], out)
     return float(metrics[cfg.optimized_metric])

@@ -7,7 +7,9 @@ import json
 import pytest
 from hydra import compose, initialize_config_dir
 
-from agents.finished import config_digest, finished_metrics, resume_flag
+from omegaconf import OmegaConf
+
+from agents.finished import config_digest, finished_metrics, relevant_config, resume_flag
 from roadsight.errors import ConfigError
 from roadsight.paths import CONF_DIR
 
@@ -43,6 +45,27 @@ def test_another_config_is_not_finished(tmp_path, cfg, change):
     node = other[key] if sub else other
     node[sub or key] = node[sub or key] + 1
     assert finished_metrics(other, tmp_path) is None
+
+
+def test_a_key_ignored_later_does_not_unfinish_a_run(tmp_path, cfg):
+    """run.json keeps the run's config: its digest is recomputed with today's IGNORED_KEYS, so
+    a run recorded before perception.backend was ignored (its stored digest counted it) stays
+    finished; a stored config with another seed does not."""
+    trained = OmegaConf.to_container(cfg, resolve=True)
+    trained["perception"]["backend"] = "torch"  # composed "auto" today
+    stale = "0" * 64  # the digest as counted then: matches nothing today
+    run = {"status": "ok", "end": "then", "config_sha256": stale, "config": trained}
+    (tmp_path / "run.json").write_text(json.dumps(run))
+    (tmp_path / "metrics.json").write_text(json.dumps({"return_mean": 4.5}))
+    assert finished_metrics(cfg, tmp_path) == {"return_mean": 4.5}
+    assert "backend" not in relevant_config(trained)["perception"]
+    assert trained["perception"]["backend"] == "torch"  # the caller's dict is left whole
+    trained["seed"] += 1
+    (tmp_path / "run.json").write_text(json.dumps(run))
+    assert finished_metrics(cfg, tmp_path) is None
+    del run["config"]  # an older run.json: only its stored digest counts
+    (tmp_path / "run.json").write_text(json.dumps(run))
+    assert finished_metrics(cfg, tmp_path) is None
 
 
 def test_an_unfinished_run_is_not_finished(tmp_path, cfg):
