@@ -24,7 +24,16 @@ Two rules, with highway-env's IDM constants as defaults (its cars keep these gap
   the ego closing on it, or closer behind than `lane_change_rear` + the same term for it
   closing on the ego -> IDLE (then the gap rule). At 25 m/s a debris in the next lane thus
   blocks the change up to 96 m ahead, a car at the ego's speed 15 m ahead.
-Third, the way round: when the gap rule fires and one SLOWER per decision cannot stop the ego
+Third, the sight rule (the assured clear distance ahead): the ego may only drive as fast as it
+can stop within what its object list can show, `sight_range` (the camera's view ahead): at the
+target speed v an action leaves, the distance covered in one decision (something out of sight
+now is at most that much nearer at the next decision, when it is first listed) + one SLOWER per
+decision's braking distance + min_gap must fit in sight_range, else FASTER -> IDLE and IDLE ->
+SLOWER. With highway_hazards' 92 m bev view at 1 Hz this caps the target speed at 20 m/s
+(20 + 40 + 10 = 70 m; at 25 m/s 25 + 62.5 + 10 = 97.5 m): at 29 m/s debris first listed 62 m
+ahead could not be stopped for nor driven round (held-out seed 10100). The rule is off where the
+lowest target speed cannot stop the ego (highway-env's default [20, 25, 30]).
+Fourth, the way round: when the gap rule fires and one SLOWER per decision cannot stop the ego
 `min_gap` short of what is in its path (the closing speed shed one target speed per
 `decision_period`), the shield steers into a free lane instead (left, else right; one that
 exists, by the ego row's lane flags), if the object is farther than min_gap + v lane_change_time.
@@ -84,6 +93,7 @@ class GapShield:
     decision_period: float = 0.0  # [s] 0: judge the present gap only
     target_speeds: tuple[float, ...] = ()  # [m/s] the meta-actions' speeds (); none: FASTER
     #                                        is judged at the present speed
+    sight_range: float = float("inf")  # [m] how far ahead the object list can show anything
 
     def __post_init__(self):
         for key in ("lane_width", "corridor", "min_gap", "time_gap", "comfort_acc",
@@ -93,6 +103,9 @@ class GapShield:
         if not self.decision_period >= 0:
             raise ConfigError(f"shield.decision_period={self.decision_period!r}: need a value "
                               f">= 0")
+        if not self.sight_range > 0:
+            raise ConfigError(f"shield.sight_range={self.sight_range!r}: need a value > 0 (inf: "
+                              f"no sight rule)")
         if not self.pedestrian_horizon >= 0:
             raise ConfigError(f"shield.pedestrian_horizon={self.pedestrian_horizon!r}: need a "
                               f"value >= 0")
@@ -148,6 +161,16 @@ class GapShield:
         if closing[-1] > 0:
             return float("inf")
         return self.decision_period * float(np.sum(closing[:-1] + closing[1:]) / 2)
+
+    def outruns_sight(self, speed: float, then: float) -> bool:
+        """Would the ego, going from `speed` to target `then`, be unable to stop min_gap short
+        of something that comes into sight during the next decision? (See the module
+        docstring; False where braking cannot stop the ego at all.)"""
+        stop = self.braking_distance(then, 0.0)
+        if self.decision_period == 0 or not np.isfinite(stop):
+            return False
+        travel = 0.5 * (speed + then) * self.decision_period
+        return travel + stop + self.min_gap > self.sight_range
 
     def nearest_ahead(self, scene: tuple) -> tuple[float, float] | None:
         """(x [m], vx [m/s]) of the nearest object ahead in the ego's path, or None."""
@@ -205,6 +228,10 @@ class GapShield:
             if not self.lane_occupied(scene, +1 if action == LANE_LEFT else -1):
                 return SLOWER if self.late_to_leave(scene) else action
             action = IDLE
+        for wanted, instead in ((FASTER, IDLE), (IDLE, SLOWER)):  # the sight rule
+            if action == wanted and self.outruns_sight(scene[0],
+                                                       self.speed_after(obs, scene[0], wanted)):
+                action = instead
         if self.too_close(scene, then=self.speed_after(obs, scene[0], action)):
             evade = self.way_round(obs, scene)
             return SLOWER if evade is None else evade  # (LANE_LEFT is 0)
@@ -261,9 +288,23 @@ class ShieldVecEnv(VecEnvWrapper):
         return obs, rewards, dones, infos
 
 
+def sight_range(run_cfg: DictConfig) -> float:
+    """How far ahead [m] the run's object list can show anything: the observation's max_range,
+    for a camera-scoped list from the bev camera (world-aligned, the ego heading along +x) no
+    farther than its view ahead, width (1 - centering[0]) / scaling. A pinhole camera's list
+    is bounded by max_range only."""
+    obs, camera = run_cfg.observation, run_cfg.get("camera") or {}
+    reach = float(obs.get("layout", {}).get("max_range", 60.0))
+    if obs.get("scope", "camera") == "camera" and str(camera.get("_target_", "")).endswith(
+            "BevCamera"):
+        reach = min(reach, camera.width * (1.0 - camera.centering[0]) / camera.scaling)
+    return reach
+
+
 def build_shield(shield_cfg: DictConfig | None, run_cfg: DictConfig) -> GapShield | None:
     """The shield of `shield_cfg` (conf/shield/; None or `enabled: false`: none) for the
-    object list of the run configured by `run_cfg`; lane_width null: the env's."""
+    object list of the run configured by `run_cfg`; lane_width null: the env's; sight_range
+    null: `sight_range(run_cfg)`."""
     from agents.build import OBJECT_LISTS
 
     if shield_cfg is None or not shield_cfg.get("enabled", True):
@@ -276,7 +317,9 @@ def build_shield(shield_cfg: DictConfig | None, run_cfg: DictConfig) -> GapShiel
     lane_width = shield_cfg.lane_width or env.get("lane_width") or 4.0
     period = shield_cfg.get("decision_period")
     speeds = shield_cfg.get("target_speeds")
+    sight = shield_cfg.get("sight_range")
     return instantiate(shield_cfg, layout=instantiate(run_cfg.observation.layout),
+                       sight_range=float(sight_range(run_cfg) if sight is None else sight),
                        lane_width=float(lane_width),
                        decision_period=float(1.0 / env.get("policy_frequency", 1)
                                              if period is None else period),

@@ -167,6 +167,54 @@ def test_when_braking_comes_too_late_the_shield_steers_round_into_a_free_lane():
     assert GapShield(layout, lane_width=4.0)(scene(20.0, debris, layout=layout), IDLE) == SLOWER
 
 
+def test_the_ego_drives_no_faster_than_it_can_stop_within_its_sight():
+    # highway_hazards: 1 Hz, target speeds 0..30 by 5, the bev's 92 m ahead. At target 20 a
+    # decision's travel + braking + min_gap = 20 + 40 + 10 = 70 m fits; at 25: from 20 m/s
+    # 22.5 + 62.5 + 10 = 95 m, from 25 m/s 25 + 62.5 + 10 = 97.5 m do not
+    layout = ObjectListLayout(max_range=100.0)
+    shield = GapShield(layout, lane_width=4.0, decision_period=1.0,
+                       target_speeds=(0, 5, 10, 15, 20, 25, 30), sight_range=92.0)
+    empty = scene(20.0, layout=layout)
+    assert shield.outruns_sight(20.0, 20.0) is False and shield.outruns_sight(20.0, 25.0) is True
+    assert shield(empty, FASTER) == IDLE and shield(empty, IDLE) == IDLE
+    assert shield(empty, LANE_LEFT) == LANE_LEFT and shield(empty, SLOWER) == SLOWER
+    spawned = scene(25.0, layout=layout)  # highway-env spawns the ego at 25 m/s
+    assert shield(spawned, IDLE) == SLOWER and shield(spawned, FASTER) == SLOWER
+    assert shield(scene(15.0, layout=layout, target=15.0), FASTER) == FASTER  # to 20
+    # a farther sight lets it go to 25 (97.5 m) but not 30 (30 + 90 + 10 = 130 m)
+    far = GapShield(layout, lane_width=4.0, decision_period=1.0,
+                    target_speeds=(0, 5, 10, 15, 20, 25, 30), sight_range=100.0)
+    assert far(empty, FASTER) == FASTER and far(scene(25.0, layout=layout), FASTER) == IDLE
+    # off where braking cannot stop the ego (highway-env's default speeds), or with no look-ahead
+    fast = GapShield(layout, decision_period=1.0, target_speeds=(20, 25, 30), sight_range=10.0)
+    assert fast(scene(25.0, layout=layout), FASTER) == FASTER
+    assert GapShield(layout, sight_range=10.0)(scene(25.0, layout=layout), FASTER) == FASTER
+    # urban_crossing (2 Hz, 0..14 m/s, 41 m ahead): 7 + 15 + 10 = 32 m, never binding
+    urban = GapShield(layout, decision_period=0.5, target_speeds=(0, 4, 8, 11, 14),
+                      sight_range=41.0)
+    assert urban(scene(11.0, layout=layout, target=11.0), FASTER) == FASTER
+
+
+def test_the_sight_range_is_the_cameras_view_ahead():
+    from omegaconf import OmegaConf
+
+    from agents.shield import sight_range
+
+    bev = {"_target_": "sim.camera.bev.BevCamera", "width": 1024, "height": 256,
+           "scaling": 10.0, "centering": [0.1, 0.5]}
+    run = OmegaConf.create({"camera": bev, "observation": {"name": "objects", "layout": {
+        "max_range": 100.0}}})
+    assert sight_range(run) == pytest.approx(92.16)  # 102.4 m wide, the ego at 10%
+    run.observation.layout.max_range = 60.0
+    assert sight_range(run) == 60.0  # the list drops what lies farther
+    run.observation.scope = "all"  # kinematics scope=all: every object within max_range
+    run.observation.layout.max_range = 100.0
+    assert sight_range(run) == 100.0
+    run.observation.scope = "camera"
+    run.camera = {"_target_": "sim.camera.pinhole.PinholeCamera"}
+    assert sight_range(run) == 100.0
+
+
 def test_the_shield_takes_the_envs_decision_period_and_speeds():
     from omegaconf import OmegaConf
 
@@ -178,7 +226,7 @@ def test_the_shield_takes_the_envs_decision_period_and_speeds():
             "policy_frequency": 2, "action": {"target_speeds": [0, 4, 8]}}}})
     shield = build_shield(shield_cfg, run)
     assert shield.decision_period == 0.5 and shield.target_speeds == (0.0, 4.0, 8.0)
-    assert shield.lane_width == 4.0
+    assert shield.lane_width == 4.0 and shield.sight_range == 60.0  # max_range (no camera)
     run.env.config = {}  # highway-env's defaults: 1 Hz, [20, 25, 30]
     shield = build_shield(shield_cfg, run)
     assert shield.decision_period == 1.0 and shield.target_speeds == (20.0, 25.0, 30.0)
@@ -208,7 +256,7 @@ def test_the_shielded_policy_counts_its_interventions_per_episode():
 
 
 @pytest.mark.parametrize("key", ["corridor", "min_gap", "lane_width", "lane_change_time",
-                                 "decision_period"])
+                                 "decision_period", "sight_range"])
 def test_bad_parameters_name_the_key(key):
     with pytest.raises(ConfigError, match=rf"shield\.{key}=-1.0: need a value >=? 0"):
         GapShield(LAYOUT, **{key: -1.0})
