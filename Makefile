@@ -33,7 +33,7 @@ demo: $(STAMP)
 	    hydra.run.dir=$(DEMO)/eval_idm
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q --durations=15
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -34,13 +34,15 @@ SLOWER. With highway_hazards' 92 m bev view at 1 Hz this caps the target speed a
 ahead could not be stopped for nor driven round (held-out seed 10100). The rule is off where the
 lowest target speed cannot stop the ego (highway-env's default [20, 25, 30]).
 Fourth, the way round: when the gap rule fires and one SLOWER per decision cannot stop the ego
-`min_gap` short of what is in its path (the closing speed shed one target speed per
-`decision_period`), the shield steers into a free lane instead (left, else right; one that
-exists, by the ego row's lane flags), if the object is farther than min_gap + v lane_change_time.
-A lane change into a free gap passes even with something inside the gap ahead (moving out of
-the path is the way round a standstill that braking cannot reach at highway speed), unless that
-something is nearer than `min_gap` + v `lane_change_time` (the ego would still be in its lane
-when it got there): then SLOWER.
+`min_gap` short of something in its path (the closing speed shed one target speed per
+`decision_period`; every object in the path counts, not only the nearest: debris 41 m ahead
+behind a car 21 m ahead at the ego's speed, held-out seed 10300), the shield steers into a free
+lane instead (left, else right; one that exists, by the ego row's lane flags), unless it is
+late to leave: something in the path nearer than min_gap + its closing speed x
+`lane_change_time` (the ego would still be in its lane when it got there; a car ahead at the
+ego's speed never is). A lane change into a free gap passes even with something inside the gap
+ahead (moving out of the path is the way round a standstill that braking cannot reach at
+highway speed), unless it is late to leave: then SLOWER.
 Ego frame: x forward, y left; LANE_LEFT is the lane at +lane_width.
 """
 
@@ -172,38 +174,39 @@ class GapShield:
         travel = 0.5 * (speed + then) * self.decision_period
         return travel + stop + self.min_gap > self.sight_range
 
-    def nearest_ahead(self, scene: tuple) -> tuple[float, float] | None:
-        """(x [m], vx [m/s]) of the nearest object ahead in the ego's path, or None."""
+    def path_ahead(self, scene: tuple) -> tuple[np.ndarray, np.ndarray]:
+        """x [m] and vx [m/s] of every object ahead in the ego's path."""
         _, xy, vxy, cls = scene
-        ahead = np.flatnonzero((xy[:, 0] > 0) & self.in_path(xy, vxy, cls))
-        if len(ahead) == 0:
-            return None
-        i = ahead[np.argmin(xy[ahead, 0])]
-        return float(xy[i, 0]), float(vxy[i, 0])
+        ahead = (xy[:, 0] > 0) & self.in_path(xy, vxy, cls)
+        return xy[ahead, 0], vxy[ahead, 0]
 
     def too_close(self, scene: tuple, then: float | None = None) -> bool:
         """Anything ahead in the ego's path nearer than IDM's desired gap one decision ahead,
         the ego then at speed `then` (None: its present speed)? (`scene`: see `scene`)"""
-        speed, xy, vxy, cls = scene
-        ahead = (xy[:, 0] > 0) & self.in_path(xy, vxy, cls)
-        if not ahead.any():
+        speed = scene[0]
+        x, vx = self.path_ahead(scene)
+        if len(x) == 0:
             return False
         then = speed if then is None else then
-        x = xy[ahead, 0] + (vxy[ahead, 0] - 0.5 * (speed + then)) * self.decision_period
-        return bool((x < self.desired_gap(then, then - vxy[ahead, 0])).any())
+        x = x + (vx - 0.5 * (speed + then)) * self.decision_period
+        return bool((x < self.desired_gap(then, then - vx)).any())
 
     def late_to_leave(self, scene: tuple) -> bool:
-        """Is what is ahead in the path nearer than min_gap + v lane_change_time (the ego would
-        still be in its lane when it got there)?"""
-        near = self.nearest_ahead(scene)
-        return near is not None and near[0] <= self.min_gap + scene[0] * self.lane_change_time
+        """Would the ego reach something ahead in its path before it was out of its lane, i.e.
+        is one nearer than min_gap + the closing speed x lane_change_time? (A car ahead at the
+        ego's speed never is.)"""
+        x, vx = self.path_ahead(scene)
+        return bool((x <= self.min_gap + np.maximum(scene[0] - vx, 0.0)
+                     * self.lane_change_time).any())
 
     def way_round(self, obs: np.ndarray, scene: tuple) -> int | None:
-        """The lane change round what is ahead when braking comes too late (see the module
-        docstring), or None."""
-        x, vx = self.nearest_ahead(scene)
-        if x >= self.min_gap + self.braking_distance(scene[0], vx):
-            return None  # braking still stops in time
+        """The lane change round what is ahead when braking comes too late for any object in
+        the path (not only the nearest: debris behind a car that will swerve round it), see
+        the module docstring; or None."""
+        x, vx = self.path_ahead(scene)
+        room = [xi - self.min_gap - self.braking_distance(scene[0], vi) for xi, vi in zip(x, vx)]
+        if min(room, default=0.0) >= 0:
+            return None  # braking still stops in time for everything in the path
         if self.late_to_leave(scene):
             return None
         for action, side, column in ((LANE_LEFT, +1, HAS_LEFT_LANE),

@@ -215,6 +215,26 @@ def test_the_sight_range_is_the_cameras_view_ahead():
     assert sight_range(run) == 100.0
 
 
+def test_the_way_round_counts_everything_in_the_path_not_only_the_nearest():
+    # held-out seed 10300: a car 21 m ahead at the ego's 20 m/s hides debris 41 m ahead; braking
+    # from 20 m/s needs 10 + 40 = 50 m for the debris (and nothing for the car): go round it.
+    # Late to leave is judged on the closing speed: the car, not closing, never makes it late
+    layout = ObjectListLayout(max_range=100.0)
+    shield = GapShield(layout, lane_width=4.0, decision_period=1.0,
+                       target_speeds=(0, 5, 10, 15, 20, 25, 30))
+    car = ("vehicle", 21.0, 0.7, 21.0, 0.0)
+    debris = ("obstacle", 41.0, -0.1, 0.0, 0.0)
+    assert shield(scene(20.0, car, debris, layout=layout), SLOWER) == LANE_LEFT
+    assert shield(scene(20.0, car, layout=layout), LANE_LEFT) == LANE_LEFT
+    # a slow car 21 m ahead (closing 15 m/s: 10 + 15 = 25 m > 21 m): late, brake
+    slow = ("vehicle", 21.0, 0.7, 5.0, 0.0)
+    assert shield(scene(20.0, slow, debris, layout=layout), SLOWER) == SLOWER
+    assert shield(scene(20.0, slow, layout=layout), LANE_LEFT) == SLOWER
+    # the debris far enough to stop for (55 m > 50 m): brake behind the car, no swerve
+    far = ("obstacle", 55.0, -0.1, 0.0, 0.0)
+    assert shield(scene(20.0, car, far, layout=layout), SLOWER) == SLOWER
+
+
 def test_the_shield_takes_the_envs_decision_period_and_speeds():
     from omegaconf import OmegaConf
 
