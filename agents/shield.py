@@ -204,7 +204,8 @@ class GapShield:
         the path (not only the nearest: debris behind a car that will swerve round it), see
         the module docstring; or None."""
         x, vx = self.path_ahead(scene)
-        room = [xi - self.min_gap - self.braking_distance(scene[0], vi) for xi, vi in zip(x, vx)]
+        room = [xi - self.min_gap - self.braking_distance(scene[0], vi)
+                for xi, vi in zip(x, vx, strict=True)]
         if min(room, default=0.0) >= 0:
             return None  # braking still stops in time for everything in the path
         if self.late_to_leave(scene):
@@ -291,15 +292,15 @@ class ShieldVecEnv(VecEnvWrapper):
         return obs, rewards, dones, infos
 
 
-def sight_range(run_cfg: DictConfig) -> float:
-    """How far ahead [m] the run's object list can show anything: the observation's max_range,
+def sight_range(run_cfg: DictConfig, layout: ObjectListLayout) -> float:
+    """How far ahead [m] the run's object list (`layout`) can show anything: its max_range,
     for a camera-scoped list from the bev camera (world-aligned, the ego heading along +x) no
     farther than its view ahead, width (1 - centering[0]) / scaling. A pinhole camera's list
     is bounded by max_range only."""
-    obs, camera = run_cfg.observation, run_cfg.get("camera") or {}
-    reach = float(obs.get("layout", {}).get("max_range", 60.0))
-    if obs.get("scope", "camera") == "camera" and str(camera.get("_target_", "")).endswith(
-            "BevCamera"):
+    camera = run_cfg.get("camera") or {}
+    reach = float(layout.max_range)
+    if run_cfg.observation.get("scope", "camera") == "camera" and str(
+            camera.get("_target_", "")).endswith("BevCamera"):
         reach = min(reach, camera.width * (1.0 - camera.centering[0]) / camera.scaling)
     return reach
 
@@ -307,7 +308,7 @@ def sight_range(run_cfg: DictConfig) -> float:
 def build_shield(shield_cfg: DictConfig | None, run_cfg: DictConfig) -> GapShield | None:
     """The shield of `shield_cfg` (conf/shield/; None or `enabled: false`: none) for the
     object list of the run configured by `run_cfg`; lane_width null: the env's; sight_range
-    null: `sight_range(run_cfg)`."""
+    null: `sight_range(run_cfg, layout)`."""
     from agents.build import OBJECT_LISTS
 
     if shield_cfg is None or not shield_cfg.get("enabled", True):
@@ -321,8 +322,9 @@ def build_shield(shield_cfg: DictConfig | None, run_cfg: DictConfig) -> GapShiel
     period = shield_cfg.get("decision_period")
     speeds = shield_cfg.get("target_speeds")
     sight = shield_cfg.get("sight_range")
-    return instantiate(shield_cfg, layout=instantiate(run_cfg.observation.layout),
-                       sight_range=float(sight_range(run_cfg) if sight is None else sight),
+    layout = instantiate(run_cfg.observation.layout)
+    return instantiate(shield_cfg, layout=layout,
+                       sight_range=float(sight_range(run_cfg, layout) if sight is None else sight),
                        lane_width=float(lane_width),
                        decision_period=float(1.0 / env.get("policy_frequency", 1)
                                              if period is None else period),

@@ -6,7 +6,6 @@ import json
 
 import pytest
 from hydra import compose, initialize_config_dir
-
 from omegaconf import OmegaConf
 
 from agents.finished import config_digest, finished_metrics, relevant_config, resume_flag

@@ -202,17 +202,15 @@ def test_the_sight_range_is_the_cameras_view_ahead():
 
     bev = {"_target_": "sim.camera.bev.BevCamera", "width": 1024, "height": 256,
            "scaling": 10.0, "centering": [0.1, 0.5]}
-    run = OmegaConf.create({"camera": bev, "observation": {"name": "objects", "layout": {
-        "max_range": 100.0}}})
-    assert sight_range(run) == pytest.approx(92.16)  # 102.4 m wide, the ego at 10%
-    run.observation.layout.max_range = 60.0
-    assert sight_range(run) == 60.0  # the list drops what lies farther
+    run = OmegaConf.create({"camera": bev, "observation": {"name": "objects"}})
+    near, far = ObjectListLayout(max_range=60.0), ObjectListLayout(max_range=100.0)
+    assert sight_range(run, far) == pytest.approx(92.16)  # 102.4 m wide, the ego at 10%
+    assert sight_range(run, near) == 60.0  # the list drops what lies farther
     run.observation.scope = "all"  # kinematics scope=all: every object within max_range
-    run.observation.layout.max_range = 100.0
-    assert sight_range(run) == 100.0
+    assert sight_range(run, far) == 100.0
     run.observation.scope = "camera"
     run.camera = {"_target_": "sim.camera.pinhole.PinholeCamera"}
-    assert sight_range(run) == 100.0
+    assert sight_range(run, far) == 100.0
 
 
 def test_the_way_round_counts_everything_in_the_path_not_only_the_nearest():
