@@ -32,8 +32,10 @@ demo: $(STAMP)
 	$(BIN)/roadsight eval driver=idm env=urban_crossing camera=bev episodes=3 videos=3 \
 	    hydra.run.dir=$(DEMO)/eval_idm
 
+# one worker per core (pytest-xdist); a test file's tests stay on one worker, with its fixtures
+TEST_WORKERS ?= auto
 test: $(STAMP)
-	$(BIN)/python -m pytest -q --durations=15
+	$(BIN)/python -m pytest -q --durations=15 -n $(TEST_WORKERS) --dist loadfile
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

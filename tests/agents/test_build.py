@@ -6,7 +6,6 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
-from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 from stable_baselines3.common.callbacks import BaseCallback
 
@@ -16,14 +15,14 @@ from agents.perceive import Item, KinematicsVecEnv, TruthDetections
 from agents.seeding import train_seed_base
 from perception.tiles import TiledDetector
 from roadsight.errors import ConfigError
-from roadsight.paths import CONF_DIR, MODELS_DIR
+from roadsight.paths import MODELS_DIR
+from tests.configs import compose_app
 
 SHORT = ("env.config.duration=5", "eval_episodes=1", "progress_bar=false", "device=cpu")
 
 
 def config(*overrides: str):
-    with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
-        return compose("train", [*SHORT, *overrides])
+    return compose_app("train", [*SHORT, *overrides])
 
 
 class Record(BaseCallback):

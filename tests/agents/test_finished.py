@@ -5,18 +5,16 @@ from __future__ import annotations
 import json
 
 import pytest
-from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
 from agents.finished import config_digest, finished_metrics, relevant_config, resume_flag
 from roadsight.errors import ConfigError
-from roadsight.paths import CONF_DIR
+from tests.configs import compose_app
 
 
 @pytest.fixture(scope="module")
 def cfg():
-    with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
-        return compose("train", overrides=["seed=3"])
+    return compose_app("train", ["seed=3"])
 
 
 def finish(out, cfg, status="ok", metrics=None):
@@ -97,6 +95,5 @@ def test_a_shield_is_part_of_the_config(tmp_path, cfg):
     behind a shield is another run."""
     assert "shield" not in cfg
     finish(tmp_path, cfg, metrics={"return_mean": 4.5})
-    with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
-        shielded = compose("train", overrides=["seed=3", "shield=gap"])
+    shielded = compose_app("train", ["seed=3", "shield=gap"])
     assert finished_metrics(shielded, tmp_path) is None

@@ -26,8 +26,13 @@ from perception.data import load_coco_dirs
 from perception.decode import DecodeOptions, decode
 from perception.report import band_start
 from perception.synthetic import write_synthetic_coco
+from perception.val import validate
+from roadsight.errors import ConfigError
+from tests.configs import compose_app
 
 ROADSIGHT = str(Path(sys.executable).with_name("roadsight"))
+
+
 SMALL_INPUT = ("preprocess.ops.0.width=256", "preprocess.ops.0.height=128")
 
 
@@ -306,32 +311,43 @@ def test_bad_inputs_fail_naming_the_file_and_keep_artefacts(trained, tmp_path):
         check=False,
     )
     assert proc.returncode != 0 and "corrupt.pt: not a readable torch file" in proc.stderr
-    # bad values fail naming the key and the choices, before any inference
+    # bad values fail naming the key and the choices, before any inference: two through the CLI
+    # (one error line, nothing written), the rest through the same checks in-process
     val, det = ("val-detector", f"data={data}"), ("detect", f"source={data}")
-    bad_values = [
-        (val, "range_bins=[40,20]", "range_bins=[40, 20]: need two or more increasing"),
-        (val, "loose_iou=0.7", "loose_iou=0.7: choose an IoU in (0, 0.5), or null"),
-        (val, "height_bins=[4]", "height_bins=[4]: need two or more increasing box heights [px]"),
-        (val, "score_thresh={vehicle:0.3}", "score_thresh={'vehicle': 0.3}: give one number, "
-                                            "or one per class naming each of ['vehicle', "
-                                            "'pedestrian', 'obstacle']"),
-        (val, "visible_bins=[1,0.5]",
-         "visible_bins=[1, 0.5]: need two or more increasing visible fractions"),
-        (val, "peak_iou=1.5", "peak_iou=1.5: choose null (3x3 max-pool peaks) or an IoU in [0, 1)"),
-        (det, "peak_iou=1.5", "peak_iou=1.5: choose null (3x3 max-pool peaks) or an IoU in [0, 1)"),
+    for i, ((app, input_arg), value, message) in enumerate([
+        (val, "topk=0", "topk=0: choose a whole number >= 1 (detections kept per image)"),
         (det, "snap_px=maybe", "snap_px='maybe': choose true (box edges rounded to whole image "
                                "pixels)"),
-        (val, "topk=0", "topk=0: choose a whole number >= 1 (detections kept per image)"),
-        (val, "bootstrap=-5", "bootstrap=-5: choose a number of resamples >= 0 (0: none)"),
-        (val, "bootstrap_level=95", "bootstrap_level=95: choose a confidence level in (0, 1)"),
-        (val, "bootstrap_by=frame", "bootstrap_by='frame': choose one of ['episode', 'image']"),
-    ]
-    for i, ((app, input_arg), value, message) in enumerate(bad_values):
+    ]):
         run_dir = tmp_path / f"bad{i}"
         proc = run_cli(app, ckpt, input_arg, value, f"hydra.run.dir={run_dir}", check=False)
         assert proc.returncode != 0, value
-        assert message in proc.stderr, (value, proc.stderr[-500:])
+        assert message in proc.stderr.strip().splitlines()[-1], proc.stderr[-500:]
         assert not (run_dir / "metrics.json").exists()
+    bad_values = [
+        ("range_bins=[40,20]", "range_bins=[40, 20]: need two or more increasing"),
+        ("loose_iou=0.7", "loose_iou=0.7: choose an IoU in (0, 0.5), or null"),
+        ("height_bins=[4]", "height_bins=[4]: need two or more increasing box heights [px]"),
+        ("score_thresh={vehicle:0.3}", "score_thresh={'vehicle': 0.3}: give one number, or one "
+                                       "per class naming each of ['vehicle', 'pedestrian', "
+                                       "'obstacle']"),
+        ("visible_bins=[1,0.5]", "visible_bins=[1, 0.5]: need two or more increasing visible "
+                                 "fractions"),
+        ("peak_iou=1.5", "peak_iou=1.5: choose null (3x3 max-pool peaks) or an IoU in [0, 1)"),
+        ("bootstrap=-5", "bootstrap=-5: choose a number of resamples >= 0 (0: none)"),
+        ("bootstrap_level=95", "bootstrap_level=95: choose a confidence level in (0, 1)"),
+        ("bootstrap_by=frame", "bootstrap_by='frame': choose one of ['episode', 'image']"),
+    ]
+    for i, (value, message) in enumerate(bad_values):
+        run_dir = tmp_path / f"val{i}"
+        cfg = compose_app("val_detector", [f"checkpoint={out / 'best.pt'}", f"data={data}", value])
+        with pytest.raises(ConfigError) as err:
+            validate(cfg, run_dir)
+        assert str(err.value).startswith(message), (value, str(err.value))
+        assert not run_dir.exists()  # failed before writing anything
+    cfg = compose_app("detect", [f"checkpoint={out / 'best.pt'}", f"source={data}", "peak_iou=1.5"])
+    with pytest.raises(ConfigError, match=r"peak_iou=1.5: choose null \(3x3 max-pool peaks\)"):
+        DecodeOptions.from_cfg(cfg)  # what detect checks before it loads anything
     # train-detector checks its eval decoding before it loads any data
     proc = run_cli("train-detector", "data=/nonexistent", "eval.peak_iou=2",
                    f"hydra.run.dir={tmp_path / 't'}", check=False)

@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
 from omegaconf import open_dict
 
 from perception.backends import Detector, TorchBackend
@@ -20,18 +19,17 @@ from perception.data import load_coco_dirs
 from perception.decode import DecodeOptions
 from perception.synthetic import write_synthetic_coco
 from perception.trainer import train_detector
-from roadsight.paths import CONF_DIR
+from tests.configs import compose_app
 
 torch.set_num_threads(1)
 ROADSIGHT = str(Path(sys.executable).with_name("roadsight"))
 
 
 def train_cfg(data, val_data=None, *overrides: str):
-    with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
-        cfg = compose("train_detector", overrides=[
-            f"data={data}", "detector=tiny", "preprocess.ops.0.width=256",
-            "preprocess.ops.0.height=128", "batch_size=8", "workers=0", "lr=0.01",
-            "warmup_steps=10", "augment=null", "val_every=10", *overrides])
+    cfg = compose_app("train_detector", [
+        f"data={data}", "detector=tiny", "preprocess.ops.0.width=256",
+        "preprocess.ops.0.height=128", "batch_size=8", "workers=0", "lr=0.01",
+        "warmup_steps=10", "augment=null", "val_every=10", *overrides])
     with open_dict(cfg):
         cfg.val_data = str(val_data) if val_data else None
     return cfg

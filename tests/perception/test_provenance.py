@@ -11,7 +11,6 @@ import cv2
 import numpy as np
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
@@ -29,6 +28,7 @@ from roadsight.paths import CONF_DIR, MODELS_DIR
 from sim.drivers import IDMDriver
 from sim.make import make_env
 from sim.record import record_dataset
+from tests.configs import compose_app
 
 torch.set_num_threads(1)
 BEV = MODELS_DIR / "detector_bev.pt"
@@ -45,10 +45,9 @@ def relabel(directory: Path, **camera) -> Path:
 
 
 def val_cfg(checkpoint, data, *overrides: str):
-    with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
-        return compose("val_detector", overrides=[
-            f"checkpoint={checkpoint}", f"data={data}", "range_bins=null", "height_bins=null",
-            "visible_bins=null", "threads=1", *overrides])
+    return compose_app("val_detector", [
+        f"checkpoint={checkpoint}", f"data={data}", "range_bins=null", "height_bins=null",
+        "visible_bins=null", "threads=1", *overrides])
 
 
 @pytest.fixture(scope="module")
@@ -140,11 +139,10 @@ def test_detect_source_without_annotations_is_checked_by_image_size(tmp_path):
 
 def test_training_records_the_data_camera_and_refuses_val_from_another(tmp_path):
     data = relabel(write_synthetic_coco(tmp_path / "ds", 4, seed=1), name="synthetic")
-    with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
-        cfg = compose("train_detector", overrides=[
-            f"data={data}", "detector=tiny", "preprocess.ops.0.width=256",
-            "preprocess.ops.0.height=128", "batch_size=4", "workers=0", "epochs=1",
-            "augment=null", "threads=1"])
+    cfg = compose_app("train_detector", [
+        f"data={data}", "detector=tiny", "preprocess.ops.0.width=256",
+        "preprocess.ops.0.height=128", "batch_size=4", "workers=0", "epochs=1",
+        "augment=null", "threads=1"])
     train_detector(cfg, tmp_path / "run")
     for name in ("best.pt", "last.pt"):
         camera = load_checkpoint(tmp_path / "run" / name)["camera"]
