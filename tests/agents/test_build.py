@@ -312,3 +312,19 @@ def test_native_is_highway_envs_own_observation_and_trains_dqn(tmp_path):
             build_agent(wrong, venv)
     finally:
         venv.close()
+
+
+@pytest.mark.parametrize(("experiment", "ahead"), [("urban_crossing", 41.0),
+                                                   ("highway_hazards", 92.0),
+                                                   ("highway_fast", 92.0)])
+def test_an_experiments_bev_mount_leaves_other_cameras_alone(experiment, ahead):
+    """An experiment mounts the bev to see far enough ahead (conf/camera_view/); camera=front
+    under the same experiment keeps the pinhole's own mount, and no experiment, the default bev."""
+    bev = instantiate(config(f"experiment={experiment}").camera)
+    assert bev.width * (1 - bev.centering[0]) / bev.scaling == pytest.approx(ahead, abs=0.5)
+    front = instantiate(config(f"experiment={experiment}", "camera=front").camera)
+    assert type(front).__name__ == "PinholeCamera"
+    assert list(config("camera=bev").camera.centering) == [0.35, 0.5]
+    # a command-line value still wins over the experiment's mount
+    assert list(config(f"experiment={experiment}", "camera.centering=[0.3,0.5]").camera
+                .centering) == [0.3, 0.5]
