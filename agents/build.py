@@ -92,6 +92,7 @@ def make_vec_env(cfg: DictConfig, n_envs: int, teacher: dict | None = None,
 
     obs = cfg.observation
     scene_range = obs.layout.max_range if obs.get("scope", "camera") == "all" else None
+    instantiate(cfg.camera)  # a bad camera setting fails here, naming its key, not in a worker
     fn = functools.partial(worker_env, OmegaConf.to_container(cfg.env, resolve=True),
                            OmegaConf.to_container(cfg.camera, resolve=True), n_envs, scene_range,
                            teacher, detector, max(1, torch.get_num_threads() // n_envs),

@@ -6,6 +6,9 @@ Commands report a `UserInputError` as one line naming the key or file and what i
 
 from __future__ import annotations
 
+import inspect
+import re
+
 from hydra.errors import InstantiationException
 
 
@@ -19,7 +22,37 @@ class ConfigError(UserInputError):
 
 def user_input_error(error: BaseException) -> UserInputError | None:
     """The `UserInputError` behind `error`, or None. `hydra.utils.instantiate` wraps what a
-    config's target raises in an InstantiationException; this looks through that wrapper."""
+    config's target raises in an InstantiationException; this looks through that wrapper. A
+    config key its target does not take (e.g. `camera.centering` on a pinhole camera) counts:
+    a ConfigError naming the key and the target's settings."""
+    wrapper = None
     while isinstance(error, InstantiationException) and error.__cause__ is not None:
-        error = error.__cause__
-    return error if isinstance(error, UserInputError) else None
+        wrapper, error = error, error.__cause__
+    if isinstance(error, UserInputError):
+        return error
+    if wrapper is not None and isinstance(error, TypeError):
+        return unknown_setting(str(wrapper), str(error))
+    return None
+
+
+def unknown_setting(wrapper: str, type_error: str) -> ConfigError | None:
+    """ConfigError for instantiate's "got an unexpected keyword argument" when the key is not a
+    parameter of the config's target (else the TypeError came from inside it: a bug, None)."""
+    from hydra.utils import get_object
+
+    key = re.search(r"got an unexpected keyword argument '(\w+)'", type_error)
+    target = re.search(r"target '([\w.]+)'", wrapper)
+    if key is None or target is None:
+        return None
+    try:
+        params = inspect.signature(get_object(target.group(1))).parameters
+    except (ImportError, AttributeError, TypeError, ValueError):
+        return None
+    if key.group(1) in params or any(p.kind is p.VAR_KEYWORD for p in params.values()):
+        return None
+    node = re.search(r"full_key: (\S+)", wrapper)
+    full_key = f"{node.group(1)}.{key.group(1)}" if node else key.group(1)
+    settings = [name for name, p in params.items()
+                if name != "self" and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
+    return ConfigError(f"{full_key}: not a setting of {target.group(1)}; choose from "
+                       f"{', '.join(settings)}")

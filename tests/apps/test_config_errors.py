@@ -11,10 +11,12 @@ import pytest
 import torch
 import yaml
 from hydra import compose, initialize_config_dir
+from hydra.errors import InstantiationException
 from hydra.utils import instantiate
+from omegaconf import OmegaConf
 
 from roadsight.device import resolve_device_name
-from roadsight.errors import ConfigError
+from roadsight.errors import ConfigError, user_input_error
 from roadsight.io import RunRecord
 from roadsight.paths import CONF_DIR
 from sim.envs import default_config
@@ -111,12 +113,35 @@ def test_bad_settings_end_in_one_line_and_an_error_record(tmp_path, images):
         (["detect", source, "batch_size=0"], "batch_size=0"),
         (["detect", source, "device=gpu"], "device=gpu: unknown device"),
         (["summarize", f"sweep={tmp_path / 'nowhere'}"], "nowhere: no such directory"),
+        (["train", "camera=front", "+camera.centering=[0.2,0.5]", "n_envs=2"],
+         "camera.centering: not a setting of sim.camera.pinhole.PinholeCamera; choose from name, "
+         "width, height, fov_deg"),
     ]
     if not CUDA:
         cases.append((["detect", source, "device=cuda"], "device=cuda: CUDA is not available"))
     for i, (args, message) in enumerate(cases):
         assert_one_line_error(tmp_path / f"run{i}", args, message)
     assert not (tmp_path / "nowhere").exists()  # summarize did not create the mistyped sweep
+
+
+class Faulty:
+    """A target whose own code raises the TypeError instantiate would raise for a bad key."""
+
+    def __init__(self, size: int = 1):
+        raise TypeError(f"helper() got an unexpected keyword argument 'size' ({size})")
+
+
+def test_a_key_the_target_does_not_take_is_named_with_the_targets_settings():
+    node = OmegaConf.create({"camera": {"_target_": "sim.camera.bev.BevCamera", "fov_deg": 60}})
+    with pytest.raises(InstantiationException) as info:
+        instantiate(node.camera)
+    assert str(user_input_error(info.value)) == (
+        "camera.fov_deg: not a setting of sim.camera.bev.BevCamera; choose from width, height, "
+        "scaling, centering, name")
+    # the same TypeError raised inside a target that takes the key is a bug: no user error
+    with pytest.raises(InstantiationException) as info:
+        instantiate({"_target_": f"{__name__}.Faulty", "size": 2})
+    assert user_input_error(info.value) is None
 
 
 def test_unknown_env_key_without_plus_is_refused_naming_it_and_the_nearest(tmp_path):
