@@ -70,7 +70,33 @@ def eval_config(cfg: DictConfig, camera: str = "bev") -> tuple[DictConfig, str]:
         for key, value in (scenario.get("env") or {}).items():
             base.env.config[key] = value
         base.device = cfg.device
+    apply_run_overrides(base, cfg.get("run_overrides") or {}, cfg.get("run") or "the eval")
     return base, camera
+
+
+def apply_run_overrides(base: DictConfig, overrides, owner: str) -> None:
+    """`run_overrides={KEY: VALUE, ...}`: set existing dotted keys of the run's config for this
+    evaluation only (a what-if on a trained policy: the tracker, the detector's thresholds, an
+    env setting). A key the config does not hold is a ConfigError naming it and its siblings;
+    the observation's shape stays checked against the run's (observation.json)."""
+    if not OmegaConf.is_dict(overrides) and not isinstance(overrides, dict):
+        raise ConfigError(f"run_overrides={overrides!r}: give a dict of the run's config keys, "
+                          f"e.g. 'run_overrides={{observation.tracker.min_hits:1}}'")
+    missing = object()
+    for key, value in overrides.items():
+        if OmegaConf.select(base, str(key), default=missing) is missing:
+            parts = str(key).split(".")  # the deepest part of the key that exists
+            depth = next(i for i in range(len(parts) - 1, -1, -1)
+                         if i == 0 or OmegaConf.select(base, ".".join(parts[:i]),
+                                                       default=missing) is not missing)
+            parent = ".".join(parts[:depth])
+            node = OmegaConf.select(base, parent) if parent else base
+            keys = ", ".join(map(str, node.keys())) if OmegaConf.is_dict(node) else "no keys"
+            raise ConfigError(f"run_overrides: {key}: not a key of {owner}'s config; "
+                              f"{parent or 'the top level'} holds {keys}")
+        if OmegaConf.is_config(value):
+            value = OmegaConf.to_container(value)
+        OmegaConf.update(base, str(key), value, merge=False)
 
 
 def corruption_of(cfg: DictConfig):

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from roadsight.io import RunRecord, check_writable
 from roadsight.paths import CONF_DIR
@@ -76,7 +76,9 @@ def app(cfg: DictConfig) -> float:
                    "scenario": choices.get("scenario"), "env": run_cfg.env.id,
                    "observation": run_cfg.observation.name, "camera": camera,
                    "corruption": None if corruption is None else
-                   {"name": corruption.name, "severity": corruption.severity}}
+                   {"name": corruption.name, "severity": corruption.severity},
+                   "run_overrides": OmegaConf.to_container(cfg.run_overrides)
+                   if cfg.run_overrides is not None else None}
         files = write_artefacts(out, metrics, result.rows, result.videos)
     run.finish(status="ok", episodes=metrics["episodes"], return_mean=metrics["return_mean"],
                crash_rate=metrics["crash_rate"])

@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 from agents.metrics import read_episodes_csv
+from roadsight.paths import MODELS_DIR
 from tests.agents.test_report import probe_in_chromium
 
 ROADSIGHT = str(Path(sys.executable).with_name("roadsight"))
@@ -140,6 +141,9 @@ def test_bad_inputs_name_the_file_and_write_nothing(trained, tmp_path):
         (("scenario=foggy", f"run={trained}"), "roadsight eval: scenario=foggy: no such option; "
          "choose from default, dense_traffic, jaywalkers, many_pedestrians, night"),
         ((), "pass run=OUT"),
+        ((f"run={trained}", "run_overrides={observation.tracker.min_hits:1}"),
+         f"run_overrides: observation.tracker.min_hits: not a key of {trained}'s config; "
+         "observation holds name,"),
     ]
     for k, (args, message) in enumerate(cases):
         out = tmp_path / f"out{k}"
@@ -179,3 +183,19 @@ def test_a_shield_overrides_the_driver_and_counts_it(tmp_path):
     assert b["distance_mean"] < a["distance_mean"]
     proc = evaluate(tmp_path / "bad", *common, "shield=gap", "shield.corridor=0", check=False)
     assert "shield.corridor=0: need a value > 0" in proc.stderr.strip().splitlines()[-1]
+
+
+def test_run_overrides_change_what_a_trained_policy_sees(tmp_path):
+    """A what-if on the shipped objects policy: its own config with 3 s episodes, then the same
+    with a detector threshold nothing passes; metrics.json records the overrides."""
+    run = MODELS_DIR / "urban_crossing-objects"
+    recall = {}
+    for name, extra in (("own", ""), ("blind", ",perception.score_thresh:0.999")):
+        out = tmp_path / name
+        evaluate(out, f"run={run}", f"run_overrides={{env.config.duration:3{extra}}}",
+                 "episodes=1", "videos=0", "n_boot=0")
+        metrics = json.loads((out / "metrics.json").read_text())
+        assert metrics["detection_frames"] == 6  # 3 s at 2 decisions per second
+        recall[name] = metrics["detection_recall"]
+        assert metrics["run_overrides"]["env.config.duration"] == 3
+    assert recall["own"] > 0.8 and recall["blind"] == 0.0

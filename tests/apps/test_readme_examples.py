@@ -34,6 +34,7 @@ TINY: dict[str, dict[str, str]] = {
               "fairness.episodes": "1", "train.steps": "8", "train.n_envs": "[1]",
               "train.cases": "{kinematics:['observation=kinematics']}",
               "train.args": "['env=urban_crossing','agent=ppo','agent.n_steps=8','device=cpu']"},
+    "eval": {"episodes": "1", "videos": "0", "n_boot": "0", "progress_bar": "false"},
     "train": {"total_timesteps": "16", "agent.n_steps": "16", "agent.batch_size": "16",
               "agent.n_epochs": "1", "n_envs": "1", "eval_episodes": "1", "eval_freq": "0",
               "checkpoint_freq": "0", "env.config.duration": "5", "progress_bar": "false",
@@ -92,6 +93,8 @@ def runnable(example: str, run_dir: Path, made: dict[str, Path]) -> list[str]:
             continue
         elif eq and value in fill:
             value = str(fill[value])
+        elif eq and value.startswith("models/"):  # the repo's shipped files, from any directory
+            value = str(REPO_ROOT / value)
         assert not (eq and re.fullmatch(r"[A-Z_]+", value)), f"{example}: unknown placeholder"
         args.append(f"{key}{eq}{value}")
     args += [f"{key}={value}" for key, value in tiny.items()]
