@@ -93,8 +93,29 @@ def unknown_launcher(argv: list[str], conf_dir: Path = CONF_DIR) -> str | None:
     return None
 
 
+def unparsable(argv: list[str]) -> str | None:
+    """"KEY=VALUE: not a Hydra override (...)" for the first `key=value` argument Hydra's
+    override grammar rejects (a value holding `=` needs quotes), else None."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import HydraException
+
+    parser = OverridesParser.create()
+    for arg in argv:
+        if arg.startswith("-") or "=" not in arg:
+            continue
+        try:
+            parser.parse_override(arg)
+        except HydraException as e:
+            key, _, value = arg.partition("=")
+            hint = (f"a value holding '=' goes in quotes: {key}='{value}'"
+                    if "=" in value and not value.startswith(("'", '"')) else
+                    str(e).splitlines()[0])
+            return f"{arg}: not a Hydra override ({hint})"
+    return None
+
+
 def check_overrides(argv: list[str], config_name: str, conf_dir: Path = CONF_DIR) -> str | None:
-    """The first problem `unknown_choice`, `unknown_launcher` or `unknown_env_key` finds in
-    `argv`, else None."""
-    return (unknown_choice(argv, conf_dir) or unknown_launcher(argv, conf_dir)
+    """The first problem `unparsable`, `unknown_choice`, `unknown_launcher` or `unknown_env_key`
+    finds in `argv`, else None."""
+    return (unparsable(argv) or unknown_choice(argv, conf_dir) or unknown_launcher(argv, conf_dir)
             or unknown_env_key(argv, config_name, conf_dir))

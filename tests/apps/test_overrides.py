@@ -51,3 +51,14 @@ def test_cli_reports_one_line_and_exits_nonzero(tmp_path):
     lines = proc.stderr.strip().splitlines()
     assert lines == [lines[0]] and lines[0].startswith("roadsight record: env.config.pedestrain")
     assert not (tmp_path / "out").exists()  # nothing written
+
+
+def test_an_override_hydra_cannot_parse_is_one_line_with_the_quoting_hint():
+    run = "run=results/urban_crossing/0_observation=objects,seed=0"
+    assert check_overrides([run, "episodes=1"], "eval") == (
+        f"{run}: not a Hydra override (a value holding '=' goes in quotes: "
+        "run='results/urban_crossing/0_observation=objects,seed=0')")
+    assert check_overrides(["seed={a"], "train").startswith("seed={a: not a Hydra override (")
+    # quoted, swept, dict-valued and flag arguments pass
+    assert check_overrides(["-m", "run='a/b=c,d'", "seed=0,1", "--cfg",
+                            "run_overrides={observation.tracker.min_hits:1}"], "eval") is None
