@@ -7,6 +7,19 @@ import pytest
 
 import sim  # noqa: F401  (headless rendering + env registration)
 
+
+def pytest_collection_modifyitems(items):
+    """tests/apps (commands run as subprocesses: the long files) first, those with the most
+    `slow` tests leading; stable otherwise. Under `make test`'s pytest-xdist each file goes to
+    one worker, so the long files start at once and the short ones fill the end."""
+    slow: dict[str, int] = {}
+    for item in items:
+        slow[item.fspath.strpath] = slow.get(item.fspath.strpath, 0) + bool(
+            item.get_closest_marker("slow"))
+    items.sort(key=lambda item: ("/tests/apps/" not in item.fspath.strpath,
+                                 -slow[item.fspath.strpath]))
+
+
 QUIET_URBAN = {"vehicles_count": 0, "pedestrians_count": 0, "obstacles_count": 0}
 
 

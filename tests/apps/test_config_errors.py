@@ -15,6 +15,7 @@ from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
+from agents.build import make_vec_env
 from roadsight.device import resolve_device_name
 from roadsight.errors import ConfigError, user_input_error
 from roadsight.io import RunRecord
@@ -22,6 +23,7 @@ from roadsight.paths import CONF_DIR
 from sim.envs import default_config
 from sim.make import make_env
 from tests.apps.test_record import run_cli
+from tests.configs import compose_app
 
 ENV_FILES = sorted((CONF_DIR / "env").glob("*.yaml"))
 CUDA = torch.cuda.is_available()
@@ -113,9 +115,6 @@ def test_bad_settings_end_in_one_line_and_an_error_record(tmp_path, images):
         (["detect", source, "batch_size=0"], "batch_size=0"),
         (["detect", source, "device=gpu"], "device=gpu: unknown device"),
         (["summarize", f"sweep={tmp_path / 'nowhere'}"], "nowhere: no such directory"),
-        (["train", "camera=front", "+camera.centering=[0.2,0.5]", "n_envs=2"],
-         "camera.centering: not a setting of sim.camera.pinhole.PinholeCamera; choose from name, "
-         "width, height, fov_deg"),
     ]
     if not CUDA:
         cases.append((["detect", source, "device=cuda"], "device=cuda: CUDA is not available"))
@@ -142,6 +141,15 @@ def test_a_key_the_target_does_not_take_is_named_with_the_targets_settings():
     with pytest.raises(InstantiationException) as info:
         instantiate({"_target_": f"{__name__}.Faulty", "size": 2})
     assert user_input_error(info.value) is None
+
+
+def test_a_camera_key_the_camera_does_not_take_fails_before_any_worker_starts():
+    cfg = compose_app("train", ["camera=front", "+camera.centering=[0.2,0.5]", "n_envs=2"])
+    with pytest.raises(InstantiationException) as info:
+        make_vec_env(cfg, 2)  # raised in this process, not as a dead worker's ConnectionReset
+    assert str(user_input_error(info.value)).startswith(
+        "camera.centering: not a setting of sim.camera.pinhole.PinholeCamera; choose from name, "
+        "width, height, fov_deg")
 
 
 def test_unknown_env_key_without_plus_is_refused_naming_it_and_the_nearest(tmp_path):

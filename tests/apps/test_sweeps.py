@@ -65,7 +65,9 @@ def test_2x2_record_sweep_with_joblib(tmp_path):  # a command other than train s
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("launcher", ["joblib", "submitit_local"])
+# joblib's train sweeps: the README's example (tests/apps/test_readme_examples.py) and
+# test_rerunning_a_finished_train_sweep_trains_nothing; its 2x2 job naming: the record sweep above
+@pytest.mark.parametrize("launcher", ["submitit_local"])
 def test_2x2_train_sweep_on_this_machine(tmp_path, launcher):
     roadsight("train", "-m", f"hydra/launcher={launcher}", *TRAIN_2X2,
               f"hydra.sweep.dir={tmp_path}")
@@ -147,17 +149,17 @@ def test_a_failing_job_does_not_stop_the_others_and_is_reported(tmp_path):
 def test_optuna_study_completes_and_resumes_from_its_storage(tmp_path):
     optuna = pytest.importorskip("optuna")  # the `sweep` extra; `make install` has it
     args = ("train", "-m", "+hparams_search=ppo_urban", "hydra/launcher=joblib",
-            "hydra.sweeper.n_trials=3", "agent.n_steps=choice(16,32)", "total_timesteps=32",
+            "hydra.sweeper.n_trials=2", "agent.n_steps=choice(16,32)", "total_timesteps=32",
             "agent.batch_size=16", "agent.n_epochs=1", "env.config.duration=5",
             "eval_episodes=1", "n_envs=1", "eval_freq=0", "checkpoint_freq=0", "extractor=mlp",
             "progress_bar=false", "device=cpu", f"hydra.sweep.dir={tmp_path}")
     storage = f"sqlite:///{tmp_path}/optuna.db"
     roadsight(*args)
     trials = optuna.load_study(study_name="ppo_urban", storage=storage).trials
-    assert [t.state.name for t in trials] == ["COMPLETE"] * 3
-    roadsight(*args)  # the same command again: 3 more trials in the same study
+    assert [t.state.name for t in trials] == ["COMPLETE"] * 2
+    roadsight(*args)  # the same command again: 2 more trials in the same study
     trials = optuna.load_study(study_name="ppo_urban", storage=storage).trials
-    assert [t.state.name for t in trials] == ["COMPLETE"] * 6
+    assert [t.state.name for t in trials] == ["COMPLETE"] * 4
     # the objective is the train app's return_mean (a trial that repeats a finished job's
     # config shares its job dir and returns its stored metric: compare as sets)
     # (32 steps barely move the policy: distinct trials may well return the same value, so
