@@ -77,8 +77,9 @@ def eval_config(cfg: DictConfig, camera: str = "bev") -> tuple[DictConfig, str]:
 def apply_run_overrides(base: DictConfig, overrides, owner: str) -> None:
     """`run_overrides={KEY: VALUE, ...}`: set existing dotted keys of the run's config for this
     evaluation only (a what-if on a trained policy: the tracker, the detector's thresholds, an
-    env setting). A key the config does not hold is a ConfigError naming it and its siblings;
-    the observation's shape stays checked against the run's (observation.json)."""
+    env setting). A key the config does not hold is a ConfigError naming it and what the deepest
+    existing part of it holds; the observation's shape stays checked against the run's
+    (observation.json)."""
     if not OmegaConf.is_dict(overrides) and not isinstance(overrides, dict):
         raise ConfigError(f"run_overrides={overrides!r}: give a dict of the run's config keys, "
                           f"e.g. 'run_overrides={{observation.tracker.min_hits:1}}'")

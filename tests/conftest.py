@@ -14,10 +14,8 @@ def pytest_collection_modifyitems(items):
     one worker, so the long files start at once and the short ones fill the end."""
     slow: dict[str, int] = {}
     for item in items:
-        slow[item.fspath.strpath] = slow.get(item.fspath.strpath, 0) + bool(
-            item.get_closest_marker("slow"))
-    items.sort(key=lambda item: ("/tests/apps/" not in item.fspath.strpath,
-                                 -slow[item.fspath.strpath]))
+        slow[str(item.path)] = slow.get(str(item.path), 0) + bool(item.get_closest_marker("slow"))
+    items.sort(key=lambda item: (item.path.parent.name != "apps", -slow[str(item.path)]))
 
 
 QUIET_URBAN = {"vehicles_count": 0, "pedestrians_count": 0, "obstacles_count": 0}
