@@ -7,14 +7,13 @@ import time
 
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
 from roadsight.bench.gpu import run_gpu_suite
 from roadsight.bench.train_speed import run_train_suite
 from roadsight.errors import ConfigError
-from roadsight.paths import CONF_DIR
 from tests.apps.test_record import run_cli
+from tests.configs import compose_app
 
 # one rollout of 4 steps per update: 8 timed steps are 2 rollouts and 2 updates
 TINY = ["env=urban_crossing", "agent=ppo", "agent.n_steps=4", "agent.batch_size=4",
@@ -23,8 +22,7 @@ TINY = ["env=urban_crossing", "agent=ppo", "agent.n_steps=4", "agent.batch_size=
 
 def bench_section(name: str) -> dict:
     """`name`'s section of conf/bench.yaml, as `roadsight bench` passes it to the suite."""
-    with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
-        cfg = compose("bench")
+    cfg = compose_app("bench")
     return OmegaConf.to_container(cfg[name], resolve=True)
 
 

@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 import torch
 import yaml
-from hydra import compose, initialize_config_dir
 from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
@@ -39,8 +38,7 @@ def test_env_yaml_lists_every_default_config_key_with_its_default(path):
 def test_env_config_overrides_without_plus_reach_the_env():
     overrides = ["env=urban_crossing", "env.config.jaywalk_rate=0.3",
                  "env.config.pedestrians_count=3", "env.config.observation.vehicles_count=4"]
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        cfg = compose("record", overrides=overrides)
+    cfg = compose_app("record", overrides)
     env = instantiate(cfg.env)
     try:
         obs, _ = env.reset(seed=0)
