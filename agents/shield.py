@@ -43,6 +43,12 @@ late to leave: something in the path nearer than min_gap + its closing speed x
 ego's speed never is). A lane change into a free gap passes even with something inside the gap
 ahead (moving out of the path is the way round a standstill that braking cannot reach at
 highway speed), unless it is late to leave: then SLOWER.
+Fifth, cut-ins (`cut_ins`): a vehicle ahead in a next lane that is coming up on a vehicle or
+obstacle in its own lane nearer than its IDM gap one decision ahead will change lanes (highway-
+env's MOBIL sends it into the ego's lane as soon as the ego would need to brake by no more than
+2 m/s^2 for it), so it counts as in the ego's path: the ego keeps IDM's gap to it before it
+swerves (urban_crossing seed 10020: a car swerving round a stopped car cut in just ahead of the
+ego, and the shield braked only once it was there).
 Ego frame: x forward, y left; LANE_LEFT is the lane at +lane_width.
 """
 
@@ -72,6 +78,7 @@ from sim.drivers import FASTER, IDLE, LANE_LEFT, LANE_RIGHT, SLOWER
 from sim.types import CLASSES
 
 PEDESTRIAN = CLASSES.index("pedestrian")
+VEHICLE = CLASSES.index("vehicle")
 HIGHWAY_TARGET_SPEEDS = (20.0, 25.0, 30.0)  # highway-env's DiscreteMetaAction default [m/s]
 
 
@@ -96,6 +103,8 @@ class GapShield:
     target_speeds: tuple[float, ...] = ()  # [m/s] the meta-actions' speeds (); none: FASTER
     #                                        is judged at the present speed
     sight_range: float = float("inf")  # [m] how far ahead the object list can show anything
+    cut_ins: bool = False  # a car in a next lane whose own lane ahead is blocked is in the
+    #                        path (conf/shield/gap.yaml: on; off here for runs trained before it)
 
     def __post_init__(self):
         for key in ("lane_width", "corridor", "min_gap", "time_gap", "comfort_acc",
@@ -174,10 +183,31 @@ class GapShield:
         travel = 0.5 * (speed + then) * self.decision_period
         return travel + stop + self.min_gap > self.sight_range
 
-    def path_ahead(self, scene: tuple) -> tuple[np.ndarray, np.ndarray]:
-        """x [m] and vx [m/s] of every object ahead in the ego's path."""
+    def cutting_in(self, scene: tuple) -> np.ndarray:
+        """(M,) bool: vehicles in a next lane (not in the ego's path) with a vehicle or obstacle
+        ahead in their own lane nearer than their IDM gap one decision ahead (see the module
+        docstring); all False with `cut_ins` off."""
         _, xy, vxy, cls = scene
-        ahead = (xy[:, 0] > 0) & self.in_path(xy, vxy, cls)
+        cutting = np.zeros(len(xy), bool)
+        if not self.cut_ins:
+            return cutting
+        beside = (self.in_path(xy, vxy, cls, +self.lane_width)
+                  | self.in_path(xy, vxy, cls, -self.lane_width)) & ~self.in_path(xy, vxy, cls)
+        blocker = cls != PEDESTRIAN  # a car waits for a pedestrian, it does not swerve round
+        for i in np.flatnonzero(beside & (cls == VEHICLE)):
+            speed = max(float(vxy[i, 0]), 0.0)
+            closing = speed - np.maximum(vxy[:, 0], 0.0)
+            gap = xy[:, 0] - xy[i, 0] - closing * self.decision_period
+            own_lane = np.abs(xy[:, 1] - xy[i, 1]) < self.corridor
+            ahead = (xy[:, 0] > xy[i, 0]) & own_lane & blocker
+            cutting[i] = bool((ahead & (gap < self.desired_gap(speed, closing))).any())
+        return cutting
+
+    def path_ahead(self, scene: tuple) -> tuple[np.ndarray, np.ndarray]:
+        """x [m] and vx [m/s] of every object ahead in the ego's path, cars about to cut into
+        it included."""
+        _, xy, vxy, cls = scene
+        ahead = (xy[:, 0] > 0) & (self.in_path(xy, vxy, cls) | self.cutting_in(scene))
         return xy[ahead, 0], vxy[ahead, 0]
 
     def too_close(self, scene: tuple, then: float | None = None) -> bool:

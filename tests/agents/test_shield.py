@@ -233,6 +233,28 @@ def test_the_way_round_counts_everything_in_the_path_not_only_the_nearest():
     assert shield(scene(20.0, car, far, layout=layout), SLOWER) == SLOWER
 
 
+def test_a_car_whose_own_lane_is_blocked_counts_as_cutting_in():
+    # urban_crossing seed 10020: a car in the next lane coming up on a stopped car swerved in
+    # just ahead of the ego. Its IDM gap at 5 m/s closing 5: 10 + 7.5 + 25 / 7.75 = 20.7 m > 12 m
+    shield = GapShield(LAYOUT, lane_width=3.5, cut_ins=True)  # conf/shield/gap.yaml's
+    car, stopped = ("vehicle", 20.0, -3.5, 5.0, 0.0), ("obstacle", 32.0, -3.5, 0.0, 0.0)
+    # the ego at 7 m/s keeps s* = 10 + 10.5 + 7 x 2 / 7.75 = 22.3 m to it as if in its lane
+    assert shield(scene(7.0, car, stopped), FASTER) == SLOWER
+    assert SHIELD(scene(7.0, car, stopped), FASTER) == FASTER  # off by default (older runs)
+    assert shield(scene(7.0, car), FASTER) == FASTER  # its lane free: it stays there
+    assert shield(scene(7.0, car, ("obstacle", 45.0, -3.5, 0.0, 0.0)), FASTER) == FASTER  # 25 m
+    assert shield(scene(7.0, car, ("pedestrian", 32.0, -3.5, 0.0, 0.0)), FASTER) == FASTER
+    assert shield(scene(7.0, ("vehicle", 20.0, -7.0, 5.0, 0.0),  # two lanes over
+                        ("obstacle", 32.0, -7.0, 0.0, 0.0)), FASTER) == FASTER
+    assert shield(scene(7.0, ("vehicle", -5.0, -3.5, 5.0, 0.0),  # behind the ego
+                        ("obstacle", 5.0, -3.5, 0.0, 0.0)), FASTER) == FASTER
+    # a car closing on a slower one ahead in its own lane cuts in too; one keeping its gap not
+    slower = ("vehicle", 30.0, -3.5, 2.0, 0.0)  # 10 m, s* = 10 + 7.5 + 5 x 3 / 7.75 = 19.4 m
+    assert shield(scene(7.0, car, slower), FASTER) == SLOWER
+    assert shield(scene(7.0, car, ("vehicle", 45.0, -3.5, 5.0, 0.0)), FASTER) == FASTER
+    assert list(shield.cutting_in(shield.scene(scene(7.0, car, stopped)))) == [True, False]
+
+
 def test_the_shield_takes_the_envs_decision_period_and_speeds():
     from omegaconf import OmegaConf
 
@@ -243,6 +265,7 @@ def test_the_shield_takes_the_envs_decision_period_and_speeds():
         "_target_": "agents.observations.ObjectListLayout"}}, "env": {"config": {
             "policy_frequency": 2, "action": {"target_speeds": [0, 4, 8]}}}})
     shield = build_shield(shield_cfg, run)
+    assert shield.cut_ins is True
     assert shield.decision_period == 0.5 and shield.target_speeds == (0.0, 4.0, 8.0)
     assert shield.lane_width == 4.0 and shield.sight_range == 60.0  # max_range (no camera)
     run.env.config = {}  # highway-env's defaults: 1 Hz, [20, 25, 30]
