@@ -255,6 +255,70 @@ def test_a_car_whose_own_lane_is_blocked_counts_as_cutting_in():
     assert list(shield.cutting_in(shield.scene(scene(7.0, car, stopped)))) == [True, False]
 
 
+@pytest.mark.parametrize("speeds, frequency, speed", [
+    ((0, 4, 8, 11, 14), 2, 14.0), ((0, 4, 8, 11, 14), 2, 11.0),
+    ((0, 5, 10, 15, 20, 25, 30), 1, 20.0), ((0, 5, 10, 15, 20, 25, 30), 1, 25.0)])
+def test_the_lagged_braking_distance_is_highway_envs_own(speeds, frequency, speed):
+    # highway-env's MDPVehicle braking by one SLOWER per decision on a straight road, 10 Hz
+    from highway_env.road.road import Road, RoadNetwork
+    from highway_env.vehicle.controller import MDPVehicle
+
+    road = Road(RoadNetwork.straight_road_network(1, length=1000.0),
+                np_random=np.random.default_rng(0))
+    ego = MDPVehicle(road, road.network.get_lane(("0", "1", 0)).position(0.0, 0.0),
+                     speed=speed, target_speeds=np.array(speeds, float))
+    start, steps = ego.position[0], 0
+    while ego.speed > 0.01 and steps < 600:
+        ego.act("SLOWER")
+        for _ in range(10 // frequency):
+            ego.act()
+            ego.step(0.1)
+            steps += 1
+    driven = ego.position[0] - start
+    lagged = GapShield(LAYOUT, decision_period=1.0 / frequency, target_speeds=speeds,
+                       speed_lag=0.6)
+    instant = GapShield(LAYOUT, decision_period=1.0 / frequency, target_speeds=speeds)
+    # never shorter than what highway-env drives; within 0.5 m but where the rounding to the
+    # nearest target falls the other way (14 m/s: 31.4 m against 25.9 m)
+    assert driven - 0.5 <= lagged.braking_distance(speed, 0.0) <= driven + (6.0 if speed == 14
+                                                                            else 0.5)
+    assert instant.braking_distance(speed, 0.0) < driven - 1.0  # what the lag adds
+    assert lagged.braking_distance(speed, speed) == 0.0
+    assert GapShield(LAYOUT, decision_period=1.0, target_speeds=(20, 25),
+                     speed_lag=0.6).braking_distance(25.0, 0.0) == float("inf")
+
+
+def test_with_the_lag_urban_crossings_top_speed_outruns_its_41_m_of_sight():
+    # from 11 m/s to 14: 6.25 m of travel + 31.4 m braking + 10 m > 41 m; at 11: 34.1 m fits
+    urban = GapShield(LAYOUT, decision_period=0.5, target_speeds=(0, 4, 8, 11, 14),
+                      sight_range=41.0, speed_lag=0.6)
+    assert urban(scene(11.0, target=11.0), FASTER) == IDLE
+    assert urban(scene(11.0, target=11.0), IDLE) == IDLE
+    assert urban(scene(8.0, target=8.0), FASTER) == FASTER
+
+
+def test_in_a_lane_change_the_target_lanes_objects_are_judged_along_the_lane():
+    # urban_crossing seed 10004: the ego, turned 20 deg right in a lane change at 5 m/s, with a
+    # stopped car 25 m ahead along the target lane: 8.6 m left of its heading in the ego frame
+    h = np.radians(-20.0)
+    along = np.array([25.0, -3.5])  # lane frame: 25 m ahead, the lane on the right
+    rot = np.array([[np.cos(h), np.sin(h)], [-np.sin(h), np.cos(h)]])  # lane -> ego frame
+    x, y = rot @ along
+    obs = scene(5.0, ("obstacle", x, y, 0.0, 0.0), target=8.0)
+    obs[0, 6:8] = 5.0 * np.array([np.cos(h), np.sin(h)]) / LAYOUT.velocity_scale  # VX, VY
+    urban = dict(decision_period=0.5, target_speeds=(0, 4, 8, 11, 14))
+    lane = GapShield(LAYOUT, lane_width=3.5, lane_frame=True, **urban)
+    heading = GapShield(LAYOUT, lane_width=3.5, **urban)
+    # along the lane it is 3.5 m right of the ego, the ego still half in its old lane: in the
+    # corridor once the ego is within 2.5 m of that lane, i.e. when shifted by 1.5 m
+    assert heading(obs, FASTER) == FASTER  # 5.4 m off the ego's heading: out of its path
+    xy_lane = lane.scene(obs)[1][0]
+    assert xy_lane == pytest.approx(along, abs=1e-3)
+    obs_mid = scene(5.0, ("obstacle", *(rot @ (along + [0.0, 1.5])), 0.0, 0.0), target=8.0)
+    obs_mid[0, 6:8] = obs[0, 6:8]
+    assert lane(obs_mid, FASTER) == SLOWER and heading(obs_mid, FASTER) == FASTER
+
+
 def test_the_shield_takes_the_envs_decision_period_and_speeds():
     from omegaconf import OmegaConf
 
@@ -265,7 +329,7 @@ def test_the_shield_takes_the_envs_decision_period_and_speeds():
         "_target_": "agents.observations.ObjectListLayout"}}, "env": {"config": {
             "policy_frequency": 2, "action": {"target_speeds": [0, 4, 8]}}}})
     shield = build_shield(shield_cfg, run)
-    assert shield.cut_ins is True
+    assert shield.cut_ins is True and shield.lane_frame is True and shield.speed_lag == 0.6
     assert shield.decision_period == 0.5 and shield.target_speeds == (0.0, 4.0, 8.0)
     assert shield.lane_width == 4.0 and shield.sight_range == 60.0  # max_range (no camera)
     run.env.config = {}  # highway-env's defaults: 1 Hz, [20, 25, 30]
