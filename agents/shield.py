@@ -179,11 +179,13 @@ class GapShield:
         (and a tracker's estimate of a parked car wobbles around 0)."""
         if self.decision_period == 0:
             return 0.0  # deciding continuously: braking is never late
-        targets = sorted((v for v in self.target_speeds if v < speed - 0.5), reverse=True)
         floor = max(object_speed, 0.0)
-        if min(targets, default=speed) > floor + 1e-6:
+        if speed <= floor + 0.5:  # nearly there: one decision's slowing
+            return max(speed - floor, 0.0) * self.decision_period / 2
+        if min(self.target_speeds, default=speed) > floor + 1e-6:
             return float("inf")
         if self.speed_lag == 0:  # the speed reaches each target within the decision
+            targets = sorted((v for v in self.target_speeds if v < speed - 0.5), reverse=True)
             closing = np.maximum(np.array([speed, *targets]) - floor, 0.0)
             return self.decision_period * float(np.sum(closing[:-1] + closing[1:]) / 2)
         return self._lagged_braking(speed, floor)

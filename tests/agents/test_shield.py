@@ -284,6 +284,8 @@ def test_the_lagged_braking_distance_is_highway_envs_own(speeds, frequency, spee
                                                                             else 0.5)
     assert instant.braking_distance(speed, 0.0) < driven - 1.0  # what the lag adds
     assert lagged.braking_distance(speed, speed) == 0.0
+    for shield in (lagged, instant):  # within 0.5 m/s of the object's speed: one decision's
+        assert shield.braking_distance(0.3, 0.0) == pytest.approx(0.15 / frequency)
     assert GapShield(LAYOUT, decision_period=1.0, target_speeds=(20, 25),
                      speed_lag=0.6).braking_distance(25.0, 0.0) == float("inf")
 
