@@ -43,8 +43,9 @@ late to leave: something in the path nearer than min_gap + its closing speed x
 ego's speed never is). A lane change into a free gap passes even with something inside the gap
 ahead (moving out of the path is the way round a standstill that braking cannot reach at
 highway speed), unless it is late to leave: then SLOWER.
-Fifth, cut-ins (`cut_ins`): a vehicle ahead in a next lane that is coming up on a vehicle or
-obstacle in its own lane nearer than its IDM gap one decision ahead will change lanes (highway-
+Fifth, cut-ins (`cut_ins`): a vehicle ahead in a next lane that is coming up on an obstacle or
+a standing car (below `standing_speed`) in its own lane nearer than its IDM gap one decision
+ahead will change lanes (highway-
 env's MOBIL sends it into the ego's lane as soon as the ego would need to brake by no more than
 2 m/s^2 for it), so it counts as in the ego's path: the ego keeps IDM's gap to it before it
 swerves (urban_crossing seed 10020: a car swerving round a stopped car cut in just ahead of the
@@ -109,10 +110,12 @@ class GapShield:
     #                           ego's heading to it), not along the ego's heading
     cut_ins: bool = False  # a car in a next lane whose own lane ahead is blocked is in the
     #                        path (conf/shield/gap.yaml: on; off here for runs trained before it)
+    standing_speed: float = 1.0  # [m/s] slower than this, a car or obstacle blocks its lane
 
     def __post_init__(self):
         for key in ("lane_width", "corridor", "min_gap", "time_gap", "comfort_acc",
-                    "comfort_dec", "lane_change_front", "lane_change_rear", "lane_change_time"):
+                    "comfort_dec", "lane_change_front", "lane_change_rear", "lane_change_time",
+                    "standing_speed"):
             if not getattr(self, key) > 0:
                 raise ConfigError(f"shield.{key}={getattr(self, key)!r}: need a value > 0")
         if not self.decision_period >= 0:
@@ -231,16 +234,18 @@ class GapShield:
         return travel + stop + self.min_gap > self.sight_range
 
     def cutting_in(self, scene: tuple) -> np.ndarray:
-        """(M,) bool: vehicles in a next lane (not in the ego's path) with a vehicle or obstacle
-        ahead in their own lane nearer than their IDM gap one decision ahead (see the module
-        docstring); all False with `cut_ins` off."""
+        """(M,) bool: vehicles in a next lane (not in the ego's path) with an obstacle or a
+        standing car ahead in their own lane nearer than their IDM gap one decision ahead (see
+        the module docstring); all False with `cut_ins` off."""
         _, xy, vxy, cls = scene
         cutting = np.zeros(len(xy), bool)
         if not self.cut_ins:
             return cutting
         beside = (self.in_path(xy, vxy, cls, +self.lane_width)
                   | self.in_path(xy, vxy, cls, -self.lane_width)) & ~self.in_path(xy, vxy, cls)
-        blocker = cls != PEDESTRIAN  # a car waits for a pedestrian, it does not swerve round
+        # what a car swerves round: an obstacle or a standing car (a car waits for a
+        # pedestrian; one following a moving car in a platoon mostly stays in its lane)
+        blocker = (cls != PEDESTRIAN) & (np.hypot(vxy[:, 0], vxy[:, 1]) < self.standing_speed)
         for i in np.flatnonzero(beside & (cls == VEHICLE)):
             speed = max(float(vxy[i, 0]), 0.0)
             closing = speed - np.maximum(vxy[:, 0], 0.0)

@@ -248,9 +248,10 @@ def test_a_car_whose_own_lane_is_blocked_counts_as_cutting_in():
                         ("obstacle", 32.0, -7.0, 0.0, 0.0)), FASTER) == FASTER
     assert shield(scene(7.0, ("vehicle", -5.0, -3.5, 5.0, 0.0),  # behind the ego
                         ("obstacle", 5.0, -3.5, 0.0, 0.0)), FASTER) == FASTER
-    # a car closing on a slower one ahead in its own lane cuts in too; one keeping its gap not
-    slower = ("vehicle", 30.0, -3.5, 2.0, 0.0)  # 10 m, s* = 10 + 7.5 + 5 x 3 / 7.75 = 19.4 m
-    assert shield(scene(7.0, car, slower), FASTER) == SLOWER
+    # a car coming up on a standing car cuts in too; one closing on a moving car (a platoon,
+    # where MOBIL rarely sends it out) or keeping its gap to it does not count
+    assert shield(scene(7.0, car, ("vehicle", 30.0, -3.5, 0.5, 0.0)), FASTER) == SLOWER
+    assert shield(scene(7.0, car, ("vehicle", 30.0, -3.5, 2.0, 0.0)), FASTER) == FASTER
     assert shield(scene(7.0, car, ("vehicle", 45.0, -3.5, 5.0, 0.0)), FASTER) == FASTER
     assert list(shield.cutting_in(shield.scene(scene(7.0, car, stopped)))) == [True, False]
 
@@ -363,7 +364,8 @@ def test_the_shielded_policy_counts_its_interventions_per_episode():
 
 
 @pytest.mark.parametrize("key", ["corridor", "min_gap", "lane_width", "lane_change_time",
-                                 "decision_period", "sight_range"])
+                                 "decision_period", "sight_range", "speed_lag",
+                                 "standing_speed"])
 def test_bad_parameters_name_the_key(key):
     with pytest.raises(ConfigError, match=rf"shield\.{key}=-1.0: need a value >=? 0"):
         GapShield(LAYOUT, **{key: -1.0})
