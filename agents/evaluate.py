@@ -48,9 +48,13 @@ def app(cfg: DictConfig) -> float:
         write_artefacts,
     )
     from agents.evaluation import EvalOptions, build_eval_env, run_evaluation
+    from agents.finished import config_digest, finished_metrics, relevant_config
     from agents.video import FrameLayout
 
     out = check_writable(Path(HydraConfig.get().runtime.output_dir))
+    config = relevant_config(cfg)
+    if cfg.skip_finished and (stored := finished_metrics(cfg, out, "return_mean")) is not None:
+        return float(stored["return_mean"])  # a sweep picked up again: this job is done
     run = RunRecord(out, "eval", cfg.seed, cfg.device)
     with run.reporting():
         choices = HydraConfig.get().runtime.choices
@@ -81,7 +85,8 @@ def app(cfg: DictConfig) -> float:
                    if cfg.run_overrides is not None else None}
         files = write_artefacts(out, metrics, result.rows, result.videos)
     run.finish(status="ok", episodes=metrics["episodes"], return_mean=metrics["return_mean"],
-               crash_rate=metrics["crash_rate"])
+               crash_rate=metrics["crash_rate"], config_sha256=config_digest(config),
+               config=config)
     from rich.console import Console
 
     Console().print(summary_table(metrics, f"{metrics['policy']} on {metrics['scenario']}"))

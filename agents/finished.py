@@ -22,7 +22,8 @@ from roadsight.errors import ConfigError
 log = logging.getLogger(__name__)
 # keys that do not change what a run learns or how it scores: a finished run stays finished
 IGNORED_KEYS = ("device", "threads", "progress_bar", "resume", "checkpoint_freq",
-                "checkpoint_keep", "perception.placement", "perception.backend")
+                "checkpoint_keep", "perception.placement", "perception.backend",
+                "skip_finished")
 RESUME_CHOICES = "true, false, auto"
 
 
@@ -47,10 +48,11 @@ def config_digest(cfg: DictConfig | dict) -> str:
     return hashlib.sha256(json.dumps(relevant_config(cfg), sort_keys=True).encode()).hexdigest()
 
 
-def finished_metrics(cfg: DictConfig, out: Path) -> dict | None:
+def finished_metrics(cfg: DictConfig, out: Path, metric: str | None = None) -> dict | None:
     """The stored metrics when `out` holds a finished run of this config (run.json status ok
-    with the same config digest, metrics.json holding cfg.optimized_metric), else None. The
-    stored digest is recomputed from run.json's `config` where it has one."""
+    with the same config digest, metrics.json holding `metric`, default cfg.optimized_metric),
+    else None. The stored digest is recomputed from run.json's `config` where it has one."""
+    metric = metric or cfg.optimized_metric
     try:
         run = json.loads((out / "run.json").read_text())
         metrics = json.loads((out / "metrics.json").read_text())
@@ -59,10 +61,10 @@ def finished_metrics(cfg: DictConfig, out: Path) -> dict | None:
     stored = config_digest(run["config"]) if "config" in run else run.get("config_sha256")
     if run.get("status") != "ok" or stored != config_digest(cfg):
         return None
-    if cfg.optimized_metric not in metrics:
+    if metric not in metrics:
         return None
-    log.info("%s already holds a finished run of this config (ended %s): not training again",
-             out, run.get("end"))
+    log.info("%s already holds a finished %s of this config (ended %s): not running it again",
+             out, run.get("command", "run"), run.get("end"))
     return metrics
 
 

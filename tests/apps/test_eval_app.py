@@ -112,6 +112,22 @@ def test_driver_idm_runs_without_a_run(tmp_path):
     assert config["vehicles_count"] == 20  # the scenario's traffic
 
 
+def test_skip_finished_runs_only_what_is_missing(tmp_path):
+    out = tmp_path / "idm"
+    job = ("driver=idm", "episodes=1", "videos=0", "n_boot=0")
+    evaluate(out, *job, "env.config.duration=2")
+    first = json.loads((out / "run.json").read_text())
+    stamp = (out / "metrics.json").stat().st_mtime_ns
+    proc = evaluate(out, *job, "env.config.duration=2", "skip_finished=true")
+    assert "already holds a finished eval of this config" in proc.stdout + proc.stderr
+    assert json.loads((out / "run.json").read_text()) == first  # not run again
+    assert (out / "metrics.json").stat().st_mtime_ns == stamp
+    evaluate(out, *job, "env.config.duration=3", "skip_finished=true")  # another config: runs
+    again = json.loads((out / "run.json").read_text())
+    assert again["start"] != first["start"] and again["config_sha256"] != first["config_sha256"]
+    assert again["config"]["env"]["config"]["duration"] == 3
+
+
 def test_perception_metrics_and_crash_attribution(tmp_path):
     """A driver seen through the shipped detector: AP50/recall along the drive, attribution."""
     out = tmp_path / "objects"
