@@ -322,6 +322,21 @@ def test_in_a_lane_change_the_target_lanes_objects_are_judged_along_the_lane():
     assert lane(obs_mid, FASTER) == SLOWER and heading(obs_mid, FASTER) == FASTER
 
 
+def test_a_car_swerving_into_the_lane_is_in_the_path():
+    # held-out seed 10123: a car overtaking a truck turned into the ego's lane 12 m ahead, its
+    # centre still 3 m off the ego's line; at 2 m/s sideways it is inside the corridor in 1 s
+    shield = GapShield(LAYOUT, lane_width=3.5, vehicle_horizon=1.0)  # conf/shield/gap.yaml's
+    swerving = scene(6.0, ("vehicle", 12.0, -3.0, 5.0, 2.0))
+    assert shield(swerving, FASTER) == SLOWER
+    assert SHIELD(swerving, FASTER) == FASTER  # off by default (older runs)
+    assert shield(scene(6.0, ("vehicle", 12.0, -3.0, 5.0, 0.0)), FASTER) == FASTER  # keeping
+    assert shield(scene(6.0, ("vehicle", 12.0, -3.0, 5.0, -2.0)), FASTER) == FASTER  # leaving
+    assert shield(scene(6.0, ("obstacle", 12.0, -3.0, 0.0, 2.0)), FASTER) == FASTER  # no drift
+    # and a lane change waits for a car swerving into the target lane
+    assert shield(scene(6.0, ("vehicle", 2.0, 7.5, 6.0, -3.0)), LANE_LEFT) == IDLE
+    assert shield(scene(6.0, ("vehicle", 2.0, 7.5, 6.0, 0.0)), LANE_LEFT) == LANE_LEFT
+
+
 def test_the_shield_takes_the_envs_decision_period_and_speeds():
     from omegaconf import OmegaConf
 
@@ -333,6 +348,7 @@ def test_the_shield_takes_the_envs_decision_period_and_speeds():
             "policy_frequency": 2, "action": {"target_speeds": [0, 4, 8]}}}})
     shield = build_shield(shield_cfg, run)
     assert shield.cut_ins is True and shield.lane_frame is True and shield.speed_lag == 0.6
+    assert shield.vehicle_horizon == 1.0
     assert shield.decision_period == 0.5 and shield.target_speeds == (0.0, 4.0, 8.0)
     assert shield.lane_width == 4.0 and shield.sight_range == 60.0  # max_range (no camera)
     run.env.config = {}  # highway-env's defaults: 1 Hz, [20, 25, 30]
@@ -365,7 +381,7 @@ def test_the_shielded_policy_counts_its_interventions_per_episode():
 
 @pytest.mark.parametrize("key", ["corridor", "min_gap", "lane_width", "lane_change_time",
                                  "decision_period", "sight_range", "speed_lag",
-                                 "standing_speed"])
+                                 "standing_speed", "vehicle_horizon"])
 def test_bad_parameters_name_the_key(key):
     with pytest.raises(ConfigError, match=rf"shield\.{key}=-1.0: need a value >=? 0"):
         GapShield(LAYOUT, **{key: -1.0})
