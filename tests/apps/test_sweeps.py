@@ -192,7 +192,8 @@ def test_rerunning_a_finished_train_sweep_trains_nothing(tmp_path):
     roadsight(*args)  # the same sweep again: every job is finished already
     assert state() == before  # no run.json rewritten, no new TensorBoard events
     for job in jobs:
-        assert "not training again" in "".join(p.read_text() for p in job.glob("*.log"))
+        logs = "".join(p.read_text() for p in job.glob("*.log"))
+        assert "already holds a finished train of this config" in logs
     # another config in the same dir trains again: tests/agents/test_finished.py
 
 
