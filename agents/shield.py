@@ -123,17 +123,12 @@ class GapShield:
                     "standing_speed"):
             if not getattr(self, key) > 0:
                 raise ConfigError(f"shield.{key}={getattr(self, key)!r}: need a value > 0")
-        if not self.decision_period >= 0:
-            raise ConfigError(f"shield.decision_period={self.decision_period!r}: need a value "
-                              f">= 0")
+        for key in ("decision_period", "speed_lag", "pedestrian_horizon", "vehicle_horizon"):
+            if not getattr(self, key) >= 0:
+                raise ConfigError(f"shield.{key}={getattr(self, key)!r}: need a value >= 0")
         if not self.sight_range > 0:
             raise ConfigError(f"shield.sight_range={self.sight_range!r}: need a value > 0 (inf: "
                               f"no sight rule)")
-        if not self.speed_lag >= 0:
-            raise ConfigError(f"shield.speed_lag={self.speed_lag!r}: need a value >= 0")
-        for key in ("pedestrian_horizon", "vehicle_horizon"):
-            if not getattr(self, key) >= 0:
-                raise ConfigError(f"shield.{key}={getattr(self, key)!r}: need a value >= 0")
 
     def scene(self, obs: np.ndarray) -> tuple[float, np.ndarray, np.ndarray, np.ndarray]:
         """One object list as ego speed and the present objects' (x, y), (vx, vy) in m, m/s
