@@ -56,6 +56,10 @@ def app(cfg: DictConfig) -> float:
     if cfg.skip_finished and (stored := finished_metrics(cfg, out, "return_mean")) is not None:
         return float(stored["return_mean"])  # a sweep picked up again: this job is done
     run = RunRecord(out, "eval", cfg.seed, cfg.device)
+    if cfg.threads:
+        import torch
+
+        torch.set_num_threads(cfg.threads)
     with run.reporting():
         choices = HydraConfig.get().runtime.choices
         run_cfg, camera = eval_config(cfg, choices.get("camera") or "bev")
