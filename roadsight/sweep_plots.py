@@ -78,16 +78,25 @@ def series_against(rows: list[dict], key: str) -> dict[str, list[tuple[float, di
     return {rest: sorted(points, key=lambda p: p[0]) for rest, points in lines.items()}
 
 
+def references_against(rows: list[dict], key: str) -> dict[str, dict]:
+    """The summary rows that do not set `key` (e.g. a clean evaluation kept beside a corruption
+    sweep): their overrides -> row, drawn by `plot_against` as level reference lines."""
+    return {r["overrides"]: r for r in rows
+            if all(w.split("=", 1)[0] != key for w in r["overrides"].split())}
+
+
 def plot_against(rows: list[dict], key: str, metrics: list[str], out: Path) -> Path:
     """One panel per metric against the numeric override `key` (e.g. corruption.severity): a
     line per setting of the other overrides (`series_against`), the mean over seeds with its
-    bootstrap band."""
+    bootstrap band; a job that does not set `key` (`references_against`) is a dashed level."""
     lines = series_against(rows, key)
+    references = references_against(rows, key)
     plt = _pyplot()
     cols = min(3, len(metrics))
     nrows = -(-len(metrics) // cols)
     fig, axes = plt.subplots(nrows, cols, figsize=(4.5 * cols, 3.4 * nrows), squeeze=False)
-    short = short_labels(list(lines)) if len(lines) > 1 else {rest: None for rest in lines}
+    groups = [*lines, *references]
+    short = short_labels(groups) if len(groups) > 1 else {rest: None for rest in lines}
     for ax, m in zip(axes.flat, metrics, strict=False):
         for rest, points in lines.items():
             xs = [p[0] for p in points]
@@ -95,12 +104,15 @@ def plot_against(rows: list[dict], key: str, metrics: list[str], out: Path) -> P
             ax.fill_between(xs, [p[1][f"{m}_lo"] for p in points],
                             [p[1][f"{m}_hi"] for p in points], color=line.get_color(),
                             alpha=0.15)
+        for rest, row in references.items():
+            label = f"no {key}" + ("" if short[rest] == "(none)" else f": {short[rest]}")
+            ax.axhline(row[m], color="black", linestyle="--", linewidth=1, label=label)
         ax.set_xlabel(key)
         ax.set_ylabel(m)
         ax.grid(alpha=0.3)
     for ax in axes.flat[len(metrics):]:
         ax.axis("off")
-    if len(lines) > 1:
+    if len(groups) > 1:
         axes.flat[0].legend(fontsize=7)
     seeds = min(p[1]["n"] for points in lines.values() for p in points)
     shared = "" if len(lines) > 1 else f"{next(iter(lines))}\n"

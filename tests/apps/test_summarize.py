@@ -99,15 +99,20 @@ def test_plot_labels_keep_only_the_overrides_that_differ():
 def test_metrics_against_a_swept_key(tmp_path):
     from roadsight.errors import UserInputError
     from roadsight.summarize import write_summary
-    from roadsight.sweep_plots import series_against
+    from roadsight.sweep_plots import references_against, series_against
 
     crash = {("fog", 4): 0.6, ("fog", 0): 0.2, ("noise", 0): 0.2, ("noise", 4): 0.3}
     for k, ((name, severity), rate) in enumerate(crash.items()):
         write_job(tmp_path, str(k), [f"corruption.name={name}",
                                      f"corruption.severity={severity}", "run=models/x"],
                   {"crash_rate": rate, "return_mean": 1 - rate})
+    write_job(tmp_path, "clean", ["run=models/x"], {"crash_rate": 0.1, "return_mean": 0.9})
     summary = write_summary(tmp_path, ["crash_rate", "return_mean"], x="corruption.severity")
     lines = series_against(summary["rows"], "corruption.severity")
+    # the clean job is no point of a line but the level they are read against
+    assert {rest: r["crash_rate"] for rest, r in
+            references_against(summary["rows"], "corruption.severity").items()} == {
+        "run=models/x": 0.1}
     assert {rest: [(x, r["crash_rate"]) for x, r in points] for rest, points in lines.items()} == {
         "corruption.name=fog run=models/x": [(0.0, 0.2), (4.0, 0.6)],
         "corruption.name=noise run=models/x": [(0.0, 0.2), (4.0, 0.3)]}
