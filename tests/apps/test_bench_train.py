@@ -92,3 +92,23 @@ def test_gpu_suite_code_path_on_the_cpu():
     assert rows[1]["vs_cpu"] == 1.0
     assert rows[0]["per_s"] == pytest.approx(2 * 1000 / rows[0]["ms_per_call"])  # frames, not calls
     assert rows[1]["per_s"] > 0
+
+
+def test_every_train_case_composes_and_its_detector_fits_its_camera():
+    """A case of conf/bench.yaml that names a detector checkpoint (the tiny bev one) names a
+    shipped file trained for that case's camera, whose per-class thresholds were stored."""
+    from perception.checkpoint import load_checkpoint
+    from roadsight.bench.train_speed import train_config
+    from roadsight.paths import REPO_ROOT
+
+    section = bench_section("train")
+    named = 0
+    for key, overrides in section["cases"].items():
+        cfg, camera = train_config([*section["args"], *overrides], f"train.cases.{key}")
+        if cfg.perception.checkpoint is None:
+            continue
+        state = load_checkpoint(REPO_ROOT / cfg.perception.checkpoint)
+        assert state["camera"]["name"] == camera, key
+        assert set(state["score_thresh"]) == {"vehicle", "pedestrian", "obstacle"}, key
+        named += 1
+    assert named >= 1  # objects-bev-tiny
