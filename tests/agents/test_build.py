@@ -99,7 +99,7 @@ def test_same_seed_same_observations_and_actions():
     assert not np.array_equal(runs[0][0], runs[2][0])  # another seed: other scenes
 
 
-def test_unknown_observation_and_missing_detector(tmp_path):
+def test_unknown_observation_and_missing_detector(tmp_path, monkeypatch):
     cfg = config("observation=objects", f"perception.checkpoint={tmp_path}/none.pt")
     with pytest.raises(ConfigError, match=r"perception\.checkpoint=.*none\.pt does not exist"):
         detector_checkpoint(cfg, "bev")
@@ -107,6 +107,13 @@ def test_unknown_observation_and_missing_detector(tmp_path):
     with pytest.raises(ConfigError, match=r"perception\.checkpoint is not set.*detector_nope"):
         detector_checkpoint(cfg, "nope")
     assert detector_checkpoint(cfg, "bev") == MODELS_DIR / "detector_bev.pt"
+    # a shipped checkpoint named from the repo's root, run from another directory
+    monkeypatch.chdir(tmp_path)
+    cfg = config("observation=objects", "perception.checkpoint=models/detector_bev_tiny.pt")
+    assert detector_checkpoint(cfg, "bev") == MODELS_DIR / "detector_bev_tiny.pt"
+    cfg = config("observation=objects", "perception.checkpoint=models/none.pt")
+    with pytest.raises(ConfigError, match=r"perception\.checkpoint=models/none\.pt does not exist"):
+        detector_checkpoint(cfg, "bev")
     with pytest.raises(ConfigError, match="total_timesteps=100 .* choose total_timesteps=128"):
         train(config("agent.n_steps=64", "n_envs=1", "total_timesteps=100"), 1)
 

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 from stable_baselines3 import DQN
 
@@ -92,10 +94,16 @@ def test_teacher_then_ppo_and_a_resumed_run_does_not_imitate_again(tmp_path):
     assert imitation["teacher"] == "idm" and imitation["dataset"] == 96
     assert imitation["eval"]["episodes"] == 1 and (out / "imitation_model.zip").is_file()
     assert json.loads((out / "metrics.json").read_text())["imitation"] == imitation
-    seconds = json.loads((out / "train_time.json").read_text())["seconds"]
+    first_log = json.loads((out / "train_time.json").read_text())["log"]
     second = run(*args, "total_timesteps=192")  # resume=auto: from the last checkpoint
-    assert json.loads((out / "train_time.json").read_text())["seconds"] > seconds  # summed
     assert "resuming from" in second.stdout and "dagger round" not in second.stdout
+    step = int(re.search(r"resuming from \S+ at step (\d+)", second.stdout).group(1))
+    clock = json.loads((out / "train_time.json").read_text())
+    # summed: the first sitting's seconds up to the step it resumed from, then this sitting's
+    assert clock["steps"] == 192
+    assert clock["seconds"] > np.interp(step, *zip(*first_log, strict=True))
+    kept = [e for e in first_log if e[0] <= step]  # the first sitting's log up to there stays
+    assert clock["log"][:len(kept)] == kept and clock["log"][-1] == [192, clock["seconds"]]
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["total_timesteps"] == 192 and metrics["imitation"] == imitation
 
