@@ -83,7 +83,8 @@ class OnnxBackend:
         self.path = Path(path)
 
     def __call__(self, x: torch.Tensor) -> Outputs:
-        outs = self.session.run(None, {self.input_name: x.cpu().numpy().astype(np.float32)})
+        outs = self.session.run(None, {self.input_name: x.cpu().numpy().astype(np.float32,
+                                                                              copy=False)})
         return tuple(torch.from_numpy(o) for o in outs)
 
 

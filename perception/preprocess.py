@@ -134,8 +134,10 @@ class LetterboxResize(_Op):
         if (nw, nh) != (w, h):
             img = cv2.resize(img, (nw, nh), interpolation=self._interp)
         left, top = (self.width - nw) // 2, (self.height - nh) // 2
-        img = cv2.copyMakeBorder(img, top, self.height - nh - top, left, self.width - nw - left,
-                                 cv2.BORDER_CONSTANT, value=(self.pad_value,) * 3)
+        if (nw, nh) != self.output_size:  # a frame of the input size needs no border (nor copy)
+            img = cv2.copyMakeBorder(img, top, self.height - nh - top, left,
+                                     self.width - nw - left, cv2.BORDER_CONSTANT,
+                                     value=(self.pad_value,) * 3)
         return img, lb.then(s, (float(left), float(top)), self.output_size)
 
 
