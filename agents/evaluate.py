@@ -11,6 +11,7 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
+from roadsight.device import set_torch_threads
 from roadsight.io import RunRecord, check_writable
 from roadsight.paths import CONF_DIR
 
@@ -56,10 +57,7 @@ def app(cfg: DictConfig) -> float:
     if cfg.skip_finished and (stored := finished_metrics(cfg, out, "return_mean")) is not None:
         return float(stored["return_mean"])  # a sweep picked up again: this job is done
     run = RunRecord(out, "eval", cfg.seed, cfg.device)
-    if cfg.threads:
-        import torch
-
-        torch.set_num_threads(cfg.threads)
+    set_torch_threads(cfg.threads)
     with run.reporting():
         choices = HydraConfig.get().runtime.choices
         run_cfg, camera = eval_config(cfg, choices.get("camera") or "bev")

@@ -37,6 +37,7 @@ from agents.callbacks import (
 from agents.perception_metrics import PerceptionMetrics
 from agents.seeding import EVAL_SEED_BASE, train_seed_base
 from agents.shield import GapShield, ShieldVecEnv, build_shield
+from roadsight.device import set_torch_threads
 from roadsight.errors import ConfigError
 from roadsight.io import atomic_write_json
 
@@ -119,11 +120,8 @@ def shielded(venv: VecEnv, shield: GapShield | None) -> VecEnv:
 
 def train_policy(cfg: DictConfig, out: Path, camera: str = "bev") -> dict:
     """Train (or with `cfg.resume`, continue) a policy into `out`; return the final metrics."""
-    import torch
-
     check_budget(cfg)
-    if cfg.get("threads"):
-        torch.set_num_threads(cfg.threads)
+    set_torch_threads(cfg.get("threads"))
     perception: Perception | None = None
     if cfg.observation.name in NEEDS_DETECTOR:
         perception = load_perception(cfg, camera, out)

@@ -14,6 +14,7 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
+from roadsight.device import set_torch_threads
 from roadsight.errors import ConfigError
 from roadsight.io import RunRecord, atomic_write_json, check_writable
 from roadsight.paths import CONF_DIR
@@ -70,10 +71,7 @@ def main(cfg: DictConfig) -> None:
     out = check_writable(Path(HydraConfig.get().runtime.output_dir))
     run = RunRecord(out, "detect", None, cfg.device)
     with run.reporting():
-        if cfg.get("threads"):
-            import torch
-
-            torch.set_num_threads(cfg.threads)
+        set_torch_threads(cfg.get("threads"))
         options = DecodeOptions.from_cfg(cfg)  # a bad value fails before anything is loaded
         ckpt = resolve_checkpoint(cfg.checkpoint, camera_choice())
         detector, state = load_detector(ckpt, cfg.backend, cfg.onnx, cfg.device, options,

@@ -30,6 +30,7 @@ from perception.decode import DecodeOptions
 from perception.losses import detector_loss
 from perception.model import count_parameters
 from perception.provenance import training_camera
+from roadsight.device import set_torch_threads
 from sim.types import CLASSES
 
 log = logging.getLogger(__name__)
@@ -103,8 +104,7 @@ def train_detector(cfg: DictConfig, out_dir: str | Path) -> dict:
     """Train (or resume from OUT/last.pt) and return the final metrics dict."""
     out_dir = Path(out_dir)
     device = resolve_device(cfg.device)
-    if cfg.get("threads"):
-        torch.set_num_threads(cfg.threads)
+    set_torch_threads(cfg.get("threads"))
     seed_everything(cfg.seed)
     decode_options = DecodeOptions.from_cfg(cfg.eval)  # a bad eval value fails before any work
     data_dirs = cfg.data if OmegaConf.is_list(cfg.data) else [cfg.data]

@@ -23,6 +23,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from perception.checkpoint import camera_choice, update_checkpoint
 from perception.provenance import check_chosen_camera, check_data
+from roadsight.device import set_torch_threads
 from roadsight.errors import ConfigError
 from roadsight.io import RunRecord, atomic_write_json, check_writable
 from roadsight.paths import CONF_DIR
@@ -61,10 +62,7 @@ def validate(cfg: DictConfig, out: Path, camera: str = "bev") -> dict:
         write_csv,
     )
 
-    if cfg.get("threads"):
-        import torch
-
-        torch.set_num_threads(cfg.threads)
+    set_torch_threads(cfg.get("threads"))
     if cfg.range_bins:
         range_bands(list(cfg.range_bins))  # a bad value fails before any inference
     for attribute, spec in RECALL_ATTRIBUTES.items():

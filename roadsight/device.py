@@ -33,3 +33,12 @@ def resolve_device_name(device: object = "auto") -> str:
         raise ConfigError(f"device={device}: this machine has {count} CUDA device(s), "
                           f"cuda:0..cuda:{count - 1}")
     return name
+
+
+def set_torch_threads(threads: int | None) -> None:
+    """The `threads=` setting of every command: torch's CPU threads in this process (None or 0:
+    torch's default, and torch is not imported for it)."""
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
