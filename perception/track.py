@@ -38,16 +38,6 @@ class Track:
     misses: int  # consecutive unmatched frames
 
 
-@dataclass
-class _Filter:
-    """A track's Kalman state in the world frame."""
-
-    track: Track
-    x: np.ndarray  # (4,) world x, y [m], vx, vy [m/s]
-    P: np.ndarray  # (4, 4)
-    confirmed: bool = False
-
-
 class MultiObjectTracker:
     """Per-class Hungarian association + constant-velocity Kalman filters in the world frame.
 
@@ -81,7 +71,10 @@ class MultiObjectTracker:
 
     def reset(self) -> None:
         """Forget every track (call at each episode start)."""
-        self._filters: list[_Filter] = []
+        self._tracks: list[Track] = []  # one per filter row
+        self._confirmed = np.zeros(0, bool)
+        self._x = np.zeros((0, 4))  # world x, y [m], vx, vy [m/s], one row per track
+        self._P = np.zeros((0, 4, 4))
         self._next_id = 1
 
     def update(self, xy, cls, score, boxes, ego: EgoState, dt: float) -> list[Track]:
@@ -100,70 +93,97 @@ class MultiObjectTracker:
         xy, cls, score, boxes = xy[keep], cls[keep], score[keep], boxes[keep]
         rot = world_to_ego(ego.world_heading)  # symmetric and its own inverse
         world = np.asarray(ego.world_xy, float) + xy @ rot
-        for f in self._filters:
-            self._predict(f, dt)
-        matched: set[int] = set()
-        for c in np.unique(np.concatenate([cls, [f.track.cls for f in self._filters]])):
-            matched |= self._associate(int(c), np.flatnonzero(cls == c), world, score, boxes)
-        for j in np.flatnonzero(~np.isin(np.arange(len(xy)), list(matched))):
-            self._birth(int(cls[j]), world[j], float(score[j]), boxes[j])
-        self._filters = [f for f in self._filters if self._alive(f)]
-        return [self._output(f, ego, rot) for f in self._filters if f.confirmed]
+        self._predict(dt)
+        for t in self._tracks:
+            t.age += 1
+            t.misses += 1  # undone below when matched
+        track_cls = np.array([t.cls for t in self._tracks], int)
+        rows, dets = [], []
+        for c in np.unique(cls):
+            r, d = self._associate(np.flatnonzero(track_cls == c), np.flatnonzero(cls == c), world)
+            rows.append(r)
+            dets.append(d)
+        rows = np.concatenate(rows or [np.zeros(0, int)])
+        dets = np.concatenate(dets or [np.zeros(0, int)])
+        self._correct(rows, world[dets])
+        for i, d in zip(rows.tolist(), dets.tolist(), strict=True):
+            t = self._tracks[i]
+            t.hits += 1
+            t.misses = 0
+            t.score, t.box_xyxy = float(score[d]), boxes[d].copy()
+        self._confirmed[rows] |= np.array([self._tracks[i].hits for i in rows.tolist()],
+                                          int) >= self.min_hits
+        unmatched = np.setdiff1d(np.arange(len(xy)), dets)
+        self._birth(cls[unmatched], world[unmatched], score[unmatched], boxes[unmatched])
+        self._prune()
+        return self._output(ego, rot)
 
-    # -- Kalman filter --------------------------------------------------------------------------
-    def _predict(self, f: _Filter, dt: float) -> None:
+    # -- Kalman filter, every track at once ----------------------------------------------------
+    def _predict(self, dt: float) -> None:
         F = np.eye(4)
         F[0, 2] = F[1, 3] = dt
         g = np.array([[dt**3 / 3, dt**2 / 2], [dt**2 / 2, dt]]) * self.q  # white acceleration
         Q = np.kron(g, np.eye(2))
-        f.x = F @ f.x
-        f.P = F @ f.P @ F.T + Q
-        f.track.age += 1
+        self._x = self._x @ F.T
+        self._P = F @ self._P @ F.T + Q
 
-    def _correct(self, f: _Filter, z: np.ndarray) -> None:
-        H = np.eye(2, 4)  # we measure the position
-        K = f.P @ H.T @ np.linalg.inv(H @ f.P @ H.T + self.r * np.eye(2))
-        f.x = f.x + K @ (z - H @ f.x)
-        f.P = (np.eye(4) - K @ H) @ f.P
+    def _correct(self, rows: np.ndarray, z: np.ndarray) -> None:
+        """Update tracks `rows` with position measurements z (len(rows), 2)."""
+        if not len(rows):
+            return
+        P = self._P[rows]
+        S = P[:, :2, :2] + self.r * np.eye(2)  # H P H^T + R, H measuring the position
+        K = P[:, :, :2] @ np.linalg.inv(S)  # (n, 4, 2)
+        self._x[rows] += (K @ (z - self._x[rows, :2])[:, :, None])[:, :, 0]
+        self._P[rows] = P - K @ P[:, :2, :]  # (I - K H) P
 
     # -- association, birth, death --------------------------------------------------------------
-    def _associate(self, c: int, det: np.ndarray, world, score, boxes) -> set[int]:
-        """Match class-c tracks with detections `det`; update them; return the matched indices."""
-        filters = [f for f in self._filters if f.track.cls == c]
-        for f in filters:
-            f.track.misses += 1  # undone below when matched
-        if not filters or not len(det):
-            return set()
-        pred = np.array([f.x[:2] for f in filters])
-        cost = np.linalg.norm(pred[:, None] - world[det][None], axis=2)  # (T, D) [m]
-        sigma = np.sqrt([np.linalg.eigvalsh(f.P[:2, :2])[-1] + self.r for f in filters])
+    def _associate(self, tracks: np.ndarray, det: np.ndarray, world) -> tuple[np.ndarray, ...]:
+        """Match tracks (row indices, one class) with that class's detections `det`: the
+        matched (rows, detections) within the gate."""
+        if not len(tracks) or not len(det):
+            return np.zeros(0, int), np.zeros(0, int)
+        cost = np.linalg.norm(self._x[tracks, None, :2] - world[det][None], axis=2)  # (T, D) [m]
+        # the largest eigenvalue of each prediction's 2x2 position covariance, + R
+        a, b, d = self._P[tracks, 0, 0], self._P[tracks, 0, 1], self._P[tracks, 1, 1]
+        sigma = np.sqrt((a + d) / 2 + np.hypot((a - d) / 2, b) + self.r)
         gates = np.maximum(self.gate, 3 * sigma)[:, None]
-        rows, cols = linear_sum_assignment(np.where(cost <= gates, cost, 1e6))
-        matched = set()
-        for i, j in zip(rows, cols, strict=True):
-            if cost[i, j] > gates[i, 0]:
-                continue
-            f, d = filters[i], int(det[j])
-            self._correct(f, world[d])
-            f.track.hits += 1
-            f.track.misses = 0
-            f.track.score, f.track.box_xyxy = float(score[d]), boxes[d].copy()
-            f.confirmed |= f.track.hits >= self.min_hits
-            matched.add(d)
-        return matched
+        i, j = linear_sum_assignment(np.where(cost <= gates, cost, 1e6))
+        ok = cost[i, j] <= gates[i, 0]
+        return tracks[i[ok]], det[j[ok]]
 
-    def _birth(self, c: int, world_xy: np.ndarray, score: float, box: np.ndarray) -> None:
-        track = Track(self._next_id, c, box.copy(), np.zeros(2), np.zeros(2), score, 0, 1, 0)
-        self._next_id += 1
-        P = np.diag([self.r, self.r, *[self.init_speed_std[c] ** 2] * 2])
-        x = np.array([*world_xy, 0.0, 0.0])
-        self._filters.append(_Filter(track, x, P, confirmed=self.min_hits <= 1))
+    def _birth(self, cls: np.ndarray, world_xy: np.ndarray, score: np.ndarray,
+               boxes: np.ndarray) -> None:
+        """A tentative track (one hit) per unmatched detection."""
+        n = len(cls)
+        if not n:
+            return
+        for c, s, box in zip(cls.tolist(), score.tolist(), boxes, strict=True):
+            self._tracks.append(Track(self._next_id, c, box.copy(), np.zeros(2), np.zeros(2),
+                                      s, 0, 1, 0))
+            self._next_id += 1
+        speed_var = np.asarray(self.init_speed_std)[cls] ** 2
+        P = np.zeros((n, 4, 4))
+        P[:, 0, 0] = P[:, 1, 1] = self.r
+        P[:, 2, 2] = P[:, 3, 3] = speed_var
+        self._x = np.concatenate([self._x, np.concatenate([world_xy, np.zeros((n, 2))], 1)])
+        self._P = np.concatenate([self._P, P])
+        self._confirmed = np.concatenate([self._confirmed, np.full(n, self.min_hits <= 1)])
 
-    def _alive(self, f: _Filter) -> bool:
-        if not f.confirmed:
-            return f.track.misses == 0  # tentative tracks need consecutive hits
-        return f.track.misses <= self.max_misses
+    def _prune(self) -> None:
+        """Tentative tracks die at their first miss; confirmed ones after max_misses."""
+        misses = np.array([t.misses for t in self._tracks], int)
+        alive = np.where(self._confirmed, misses <= self.max_misses, misses == 0)
+        if alive.all():
+            return
+        self._tracks = [t for t, a in zip(self._tracks, alive.tolist(), strict=True) if a]
+        self._x, self._P, self._confirmed = self._x[alive], self._P[alive], self._confirmed[alive]
 
-    def _output(self, f: _Filter, ego: EgoState, rot: np.ndarray) -> Track:
-        xy = rot @ (f.x[:2] - np.asarray(ego.world_xy, float))
-        return replace(f.track, ego_xy=xy, ego_vxy=rot @ f.x[2:], box_xyxy=f.track.box_xyxy.copy())
+    def _output(self, ego: EgoState, rot: np.ndarray) -> list[Track]:
+        """The confirmed tracks, in the ego frame."""
+        rows = np.flatnonzero(self._confirmed)
+        xy = (self._x[rows, :2] - np.asarray(ego.world_xy, float)) @ rot.T
+        vxy = self._x[rows, 2:] @ rot.T
+        return [replace(self._tracks[i], ego_xy=p, ego_vxy=v,
+                        box_xyxy=self._tracks[i].box_xyxy.copy())
+                for i, p, v in zip(rows.tolist(), xy, vxy, strict=True)]

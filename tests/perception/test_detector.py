@@ -116,10 +116,12 @@ def test_box_aware_peaks_keep_adjacent_small_objects_that_max_pool_merges():
 
 
 def _whole_map_peaks(heatmap, boxes, peak_iou):
-    """The IoU peak rule over every cell at once (peak_mask's former implementation): the
-    reference that peak_mask must agree with."""
+    """The peak rules over every cell at once (the former implementation): the reference that
+    find_peaks must agree with. peak_iou None: CenterNet's 3x3 max-pool."""
     import torch.nn.functional as F
 
+    if peak_iou is None:
+        return F.max_pool2d(heatmap, 3, stride=1, padding=1) == heatmap
     h, w = heatmap.shape[-2:]
     heat_pad = F.pad(heatmap, (1, 1, 1, 1), value=-1.0)
     box_pad = F.pad(boxes, (1, 1, 1, 1))
@@ -135,21 +137,28 @@ def _whole_map_peaks(heatmap, boxes, peak_iou):
     return keep
 
 
-def test_peaks_judged_above_a_floor_are_those_of_the_whole_map():
-    """decode judges only the cells over the lowest class threshold (peak_mask's `floor`):
-    for them, the same answer as judging every cell."""
-    from perception.decode import peak_mask
+@pytest.mark.parametrize("peak_iou", [0.3, None])
+def test_peaks_judged_above_a_floor_are_those_of_the_whole_map(peak_iou):
+    """find_peaks judges only the cells over the lowest class threshold (`floor`), decoding
+    boxes there and at their neighbours only: for them, the same peaks, scores and boxes as
+    judging every cell of the whole map."""
+    from perception.decode import find_peaks
 
     g = torch.Generator().manual_seed(0)
     for _ in range(10):
         heat = torch.rand(2, 3, 16, 32, generator=g) ** 4  # mostly low, some peaks
         size = torch.randn(2, 2, 16, 32, generator=g) * 0.5
-        boxes = dense_boxes(size, torch.rand(2, 2, 16, 32, generator=g), 4)
-        full = peak_mask(heat, boxes, 0.3)
-        assert torch.equal(full, _whole_map_peaks(heat, boxes, 0.3))
+        offset = torch.rand(2, 2, 16, 32, generator=g)
+        boxes = dense_boxes(size, offset, 4)
+        full = _whole_map_peaks(heat, boxes, peak_iou)
+        for floor in (None, 0.2, 1.1):
+            (b, c, y, x), score, got = find_peaks(heat, size, offset, 4, peak_iou, floor)
+            mask = torch.zeros_like(full)
+            mask[b, c, y, x] = True
+            assert torch.equal(mask, full & (heat >= (floor or 0.0)))
+            assert torch.equal(score, heat[b, c, y, x])
+            assert torch.equal(got, boxes.permute(0, 2, 3, 1)[b, y, x])
         assert 0 < int(((heat >= 0.2) & full).sum()) < int(full.sum())
-        assert torch.equal(peak_mask(heat, boxes, 0.3, floor=0.2), full & (heat >= 0.2))
-        assert not peak_mask(heat, boxes, 0.3, floor=1.1).any()
 
 
 @pytest.mark.parametrize("stride", [4, 2])
