@@ -156,12 +156,11 @@ def detector_checkpoint(cfg: DictConfig, camera: str) -> Path:
     """`perception.checkpoint`, or the shipped models/detector_<camera>.pt; ConfigError naming
     the option when the file does not exist. A relative path that is not there from the working
     directory but is from the repository's root (models/detector_bev_tiny.pt) is the repo's."""
-    from roadsight.paths import MODELS_DIR, REPO_ROOT
+    from perception.checkpoint import repo_file
+    from roadsight.paths import MODELS_DIR
 
     given = cfg.perception.checkpoint
-    path = Path(given) if given else MODELS_DIR / f"detector_{camera}.pt"
-    if given and not path.is_absolute() and not path.is_file() and (REPO_ROOT / path).is_file():
-        path = REPO_ROOT / path
+    path = repo_file(given) if given else MODELS_DIR / f"detector_{camera}.pt"
     if not path.is_file():
         what = f"perception.checkpoint={given}" if given else \
             f"perception.checkpoint is not set and the default for camera={camera}, {path},"

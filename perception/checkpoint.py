@@ -22,7 +22,7 @@ from hydra.utils import instantiate
 from perception.model import CenterNet
 from roadsight.errors import UserInputError
 from roadsight.io import atomic_write_bytes
-from roadsight.paths import MODELS_DIR
+from roadsight.paths import MODELS_DIR, REPO_ROOT
 from sim.types import CLASSES
 
 FORMAT = "roadsight-detector/1"
@@ -128,10 +128,19 @@ def check_architecture(state: dict, model_cfg: dict, path: str | Path, cannot: s
                               f"{state['model_cfg']} differs from detector={model_cfg}{hint}")
 
 
+def repo_file(path: str | Path) -> Path:
+    """`path`; a relative one that is not there from the working directory but is from the
+    repository's root (models/detector_bev_tiny.pt run from elsewhere) is the repo's."""
+    path = Path(path)
+    if not path.is_absolute() and not path.exists() and (REPO_ROOT / path).exists():
+        return REPO_ROOT / path
+    return path
+
+
 def resolve_checkpoint(checkpoint: str | None, camera: str = "bev") -> Path:
-    """The given checkpoint, or the shipped default models/detector_<camera>.pt."""
+    """The given checkpoint (`repo_file`), or the shipped default models/detector_<camera>.pt."""
     if checkpoint:
-        return Path(checkpoint)
+        return repo_file(checkpoint)
     path = MODELS_DIR / f"detector_{camera}.pt"
     if not path.is_file():
         cmd = MAKE_RECIPE.get(camera) or TRAIN_COMMAND.format(camera=camera, path=path)

@@ -12,7 +12,6 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
-from torch.nn import functional as F
 
 from perception.losses import box_inter_union
 from perception.model import STRIDE
@@ -271,7 +270,8 @@ def find_peaks(heatmap: torch.Tensor, size: torch.Tensor, offset: torch.Tensor, 
     b8 = bi[:, None].expand_as(ny)
     higher = inside & (heatmap[b8, ci[:, None].expand_as(ny), ny, nx] > value[:, None])
     if peak_iou is not None:
-        inter, union = box_inter_union(own[:, None, :], cell_boxes(size, offset, stride, b8, ny, nx))
+        around = cell_boxes(size, offset, stride, b8, ny, nx)  # (n, 8, 4)
+        inter, union = box_inter_union(own[:, None, :], around)
         higher &= inter / union.clamp(min=1e-9) > peak_iou
     peak = ~higher.any(1)
     return (bi[peak], ci[peak], yi[peak], xi[peak]), value[peak], own[peak]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -402,6 +404,19 @@ def test_checkpoint_round_trip_and_errors(tmp_path):
 def test_every_camera_has_a_shipped_default(camera):
     path = resolve_checkpoint(None, camera=camera)
     assert path.name == f"detector_{camera}.pt" and path.is_file()
+
+
+def test_a_relative_checkpoint_is_found_from_the_repo_root_too(monkeypatch, tmp_path):
+    """detect / val-detector / export run from another directory find models/... of the repo;
+    a file of that name in the working directory wins; a missing one stays as given."""
+    from roadsight.paths import MODELS_DIR
+
+    monkeypatch.chdir(tmp_path)
+    assert resolve_checkpoint("models/detector_bev_tiny.pt") == MODELS_DIR / "detector_bev_tiny.pt"
+    (tmp_path / "models").mkdir()
+    (tmp_path / "models" / "detector_bev_tiny.pt").write_bytes(b"local")
+    assert resolve_checkpoint("models/detector_bev_tiny.pt") == Path("models/detector_bev_tiny.pt")
+    assert resolve_checkpoint("models/none.pt") == Path("models/none.pt")
 
 
 @pytest.mark.parametrize("camera", ["front", "surround"])
