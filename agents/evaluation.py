@@ -277,6 +277,11 @@ def run_evaluation(ev: EvalEnv, policy: Policy, out: Path, opts: EvalOptions,
     if coco is not None:
         coco.save()
     metrics = summarize(rows, opts.n_boot, opts.seed)
+    rule_counts = getattr(policy, "rule_counts", None)
+    if rule_counts is not None:  # the share of policy steps each shield rule changed
+        steps = sum(r.length for r in rows)
+        metrics["shield_rule_rates"] = {k: v / steps if steps else 0.0
+                                        for k, v in rule_counts.items()}
     if scorer is not None:
         metrics["crash_attribution"] = count_categories(crashes)
         metrics.update(scorer.metrics())

@@ -49,7 +49,12 @@ ahead will change lanes (highway-
 env's MOBIL sends it into the ego's lane as soon as the ego would need to brake by no more than
 2 m/s^2 for it), so it counts as in the ego's path: the ego keeps IDM's gap to it before it
 swerves (urban_crossing seed 10020: a car swerving round a stopped car cut in just ahead of the
-ego, and the shield braked only once it was there).
+ego, and the shield braked only once it was there). A car standing in a queue (below
+`standing_speed` itself, behind a standing car) waits for the queue rather than pulling out
+(highway-env's MOBIL only moves cars at 1 m/s or more; sim.vehicles pulls a standing car out
+round an obstacle only), so with `queued_cut_ins` off only an obstacle ahead makes a standing
+car cut in (urban_crossing: the ego waited behind the other lane's queue at a crosswalk; off
+measured no better, so the default keeps it on).
 A car already swerving is in the path when its lateral motion over `vehicle_horizon` reaches
 the corridor (held-out seed 10123: a car overtaking a truck turned into the ego's lane 12 m
 ahead of it, its centre still outside the corridor while the ego asked for FASTER).
@@ -83,6 +88,7 @@ from sim.types import CLASSES
 
 PEDESTRIAN = CLASSES.index("pedestrian")
 VEHICLE = CLASSES.index("vehicle")
+OBSTACLE = CLASSES.index("obstacle")
 HIGHWAY_TARGET_SPEEDS = (20.0, 25.0, 30.0)  # highway-env's DiscreteMetaAction default [m/s]
 
 
@@ -116,6 +122,7 @@ class GapShield:
     cut_ins: bool = False  # a car in a next lane whose own lane ahead is blocked is in the
     #                        path (conf/shield/gap.yaml: on; off here for runs trained before it)
     standing_speed: float = 1.0  # [m/s] slower than this, a car or obstacle blocks its lane
+    queued_cut_ins: bool = True  # a standing car behind a standing car counts as cutting in
 
     def __post_init__(self):
         for key in ("lane_width", "corridor", "min_gap", "time_gap", "comfort_acc",
@@ -251,18 +258,22 @@ class GapShield:
         blocker = (cls != PEDESTRIAN) & (np.hypot(vxy[:, 0], vxy[:, 1]) < self.standing_speed)
         for i in np.flatnonzero(beside & (cls == VEHICLE)):
             speed = max(float(vxy[i, 0]), 0.0)
+            queued = not self.queued_cut_ins and np.hypot(*vxy[i]) < self.standing_speed
+            round_what = blocker & (cls == OBSTACLE) if queued else blocker
             closing = speed - np.maximum(vxy[:, 0], 0.0)
             gap = xy[:, 0] - xy[i, 0] - closing * self.decision_period
             own_lane = np.abs(xy[:, 1] - xy[i, 1]) < self.corridor
-            ahead = (xy[:, 0] > xy[i, 0]) & own_lane & blocker
+            ahead = (xy[:, 0] > xy[i, 0]) & own_lane & round_what
             cutting[i] = bool((ahead & (gap < self.desired_gap(speed, closing))).any())
         return cutting
 
-    def path_ahead(self, scene: tuple) -> tuple[np.ndarray, np.ndarray]:
+    def path_ahead(self, scene: tuple, *, which: bool = False):
         """x [m] and vx [m/s] of every object ahead in the ego's path, cars about to cut into
-        it included."""
+        it included; `which`: also their indices into the scene."""
         _, xy, vxy, cls = scene
         ahead = (xy[:, 0] > 0) & (self.in_path(xy, vxy, cls) | self.cutting_in(scene))
+        if which:
+            return xy[ahead, 0], vxy[ahead, 0], np.flatnonzero(ahead)
         return xy[ahead, 0], vxy[ahead, 0]
 
     def too_close(self, scene: tuple, then: float | None = None) -> bool:
@@ -312,28 +323,50 @@ class GapShield:
 
     def __call__(self, obs: np.ndarray, action: int) -> int:
         """The action to take for the policy's `action` on one object list `obs`."""
-        action, scene = int(action), self.scene(obs)
+        return self.decide(obs, action)[0]
+
+    def decide(self, obs: np.ndarray, action: int) -> tuple[int, str | None]:
+        """The action to take and the rule that changed it (one of RULES), or None when the
+        policy's action passes."""
+        asked, scene = int(action), self.scene(obs)
+        action, rule = asked, None
         if action in (LANE_LEFT, LANE_RIGHT):
             if not self.lane_occupied(scene, +1 if action == LANE_LEFT else -1):
-                return SLOWER if self.late_to_leave(scene) else action
-            action = IDLE
+                return (SLOWER, "late_to_leave") if self.late_to_leave(scene) else (action, None)
+            action, rule = IDLE, "lane_occupied"
         for wanted, instead in ((FASTER, IDLE), (IDLE, SLOWER)):  # the sight rule
             if action == wanted and self.outruns_sight(scene[0],
                                                        self.speed_after(obs, scene[0], wanted)):
-                action = instead
+                action, rule = instead, "sight"
         if self.too_close(scene, then=self.speed_after(obs, scene[0], action)):
-            evade = self.way_round(obs, scene)
-            return SLOWER if evade is None else evade  # (LANE_LEFT is 0)
-        return action
+            evade = self.way_round(obs, scene)  # (LANE_LEFT is 0)
+            action, rule = (SLOWER, self._gap_rule(scene)) if evade is None else \
+                (evade, "way_round")
+        return action, (rule if action != asked else None)
+
+    def _gap_rule(self, scene: tuple) -> str:
+        """`gap_<class>` of the nearest object in the path, `gap_cut_in` for a car cutting in."""
+        x, _, index = self.path_ahead(scene, which=True)
+        nearest = int(index[np.argmin(x)])
+        if self.cutting_in(scene)[nearest]:
+            return "gap_cut_in"
+        return f"gap_{CLASSES[int(scene[3][nearest])]}"
+
+
+# the rules that change a policy's action (GapShield.decide), for the shield's statistics
+RULES = ("lane_occupied", "late_to_leave", "sight", "way_round", "gap_cut_in",
+         *(f"gap_{c}" for c in CLASSES))
 
 
 class ShieldedPolicy:
     """An agents.evaluation.Policy whose actions go through `shield` (one env); counts the
-    actions it changed in the current episode (`interventions`) and marks the last one."""
+    actions it changed in the current episode (`interventions`), marks the last one, and counts
+    the rules that changed them over every episode (`rule_counts`, RULES)."""
 
     def __init__(self, policy, shield: GapShield):
         self.policy, self.shield = policy, shield
         self.interventions, self.last_changed = 0, False
+        self.rule_counts = dict.fromkeys(RULES, 0)
 
     def reset(self, env, seed: int | None) -> None:
         self.interventions, self.last_changed = 0, False
@@ -341,7 +374,11 @@ class ShieldedPolicy:
 
     def act(self, obs: np.ndarray, env) -> np.ndarray:
         wanted = np.asarray(self.policy.act(obs, env)).reshape(-1)
-        taken = np.array([self.shield(o, a) for o, a in zip(obs, wanted, strict=True)])
+        decided = [self.shield.decide(o, a) for o, a in zip(obs, wanted, strict=True)]
+        taken = np.array([action for action, _ in decided])
+        for _, rule in decided:
+            if rule is not None:
+                self.rule_counts[rule] += 1
         self.last_changed = bool((taken != wanted).any())
         self.interventions += int(self.last_changed)
         return taken

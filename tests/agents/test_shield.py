@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
 from agents.observations import ObjectListLayout
-from agents.shield import GapShield, ShieldedPolicy
+from agents.shield import RULES, GapShield, ShieldedPolicy
 from roadsight.errors import ConfigError
 from roadsight.paths import REPO_ROOT
 from sim.drivers import FASTER, IDLE, LANE_LEFT, LANE_RIGHT, SLOWER
@@ -256,6 +258,53 @@ def test_a_car_whose_own_lane_is_blocked_counts_as_cutting_in():
     assert list(shield.cutting_in(shield.scene(scene(7.0, car, stopped)))) == [True, False]
 
 
+def test_a_queued_car_waits_and_only_an_obstacle_pulls_a_standing_car_out():
+    # urban_crossing eval seeds: the ego, stopped, waited behind the other lane's queue at a
+    # crosswalk (161 of 800 decisions overridden as cut-ins by standing cars 14 m ahead)
+    shield = GapShield(LAYOUT, lane_width=3.5, cut_ins=True, queued_cut_ins=False,
+                       decision_period=0.5, target_speeds=(0.0, 4.0, 8.0))
+    queued, before = ("vehicle", 14.0, -3.5, 0.0, 0.0), ("vehicle", 21.0, -3.5, 0.0, 0.0)
+    assert shield(scene(0.0, queued, before), FASTER) == FASTER
+    assert list(shield.cutting_in(shield.scene(scene(0.0, queued, before)))) == [False, False]
+    # behind an obstacle a standing car pulls out (sim.vehicles.ObstacleAwareIDMVehicle)
+    debris = ("obstacle", 21.0, -3.5, 0.0, 0.0)
+    assert shield(scene(0.0, queued, debris), FASTER) == SLOWER
+    # a moving car coming up on the queue's tail still cuts in (MOBIL moves it)
+    coming = ("vehicle", 12.0, -3.5, 5.0, 0.0)
+    assert shield(scene(0.0, coming, before), FASTER) == SLOWER
+    assert shield(scene(0.0, coming), FASTER) == FASTER  # (its lane free: it stays there)
+    # with queued_cut_ins on (the default) the queue counts
+    assert replace(shield, queued_cut_ins=True)(scene(0.0, queued, before), FASTER) == SLOWER
+
+
+def test_decide_names_the_rule_that_changed_the_action():
+    layout = ObjectListLayout(max_range=100.0)
+    obstacle = scene(8.0, ("obstacle", 20.0, 0.5, 0.0, 0.0))
+    assert SHIELD.decide(obstacle, FASTER) == (SLOWER, "gap_obstacle")
+    assert SHIELD.decide(obstacle, SLOWER) == (SLOWER, None)  # asked for what it would do
+    assert SHIELD.decide(scene(8.0, ("vehicle", 20.0, 0.0, 8.0, 0.0)), FASTER) == \
+        (SLOWER, "gap_vehicle")
+    assert SHIELD.decide(scene(6.0, ("pedestrian", 15.0, 5.0, 0.0, -1.5)), FASTER) == \
+        (SLOWER, "gap_pedestrian")
+    assert SHIELD.decide(scene(8.0), FASTER) == (FASTER, None)
+    left_car = scene(8.0, ("vehicle", -5.0, 3.5, 9.0, 0.0))
+    assert SHIELD.decide(left_car, LANE_LEFT) == (IDLE, "lane_occupied")
+    near = scene(8.0, ("obstacle", 16.0, 0.0, 0.0, 0.0))
+    assert SHIELD.decide(near, LANE_LEFT) == (SLOWER, "late_to_leave")
+    cut_in = GapShield(LAYOUT, lane_width=3.5, cut_ins=True)
+    swerving = scene(7.0, ("vehicle", 20.0, -3.5, 5.0, 0.0), ("obstacle", 32.0, -3.5, 0.0, 0.0))
+    assert cut_in.decide(swerving, FASTER) == (SLOWER, "gap_cut_in")
+    sight = GapShield(layout, lane_width=4.0, decision_period=1.0,
+                      target_speeds=(0, 5, 10, 15, 20, 25, 30), sight_range=92.0)
+    assert sight.decide(scene(20.0, layout=layout), FASTER) == (IDLE, "sight")
+    steer = GapShield(layout, lane_width=4.0, decision_period=1.0,
+                      target_speeds=(0, 5, 10, 15, 20, 25, 30))
+    debris = scene(20.0, ("obstacle", 45.0, 0.0, 0.0, 0.0), layout=layout)
+    assert steer.decide(debris, FASTER) == (LANE_LEFT, "way_round")
+    assert {"lane_occupied", "late_to_leave", "sight", "way_round", "gap_cut_in",
+            "gap_vehicle", "gap_pedestrian", "gap_obstacle"} == set(RULES)
+
+
 @pytest.mark.parametrize("speeds, frequency, speed", [
     ((0, 4, 8, 11, 14), 2, 14.0), ((0, 4, 8, 11, 14), 2, 11.0),
     ((0, 5, 10, 15, 20, 25, 30), 1, 20.0), ((0, 5, 10, 15, 20, 25, 30), 1, 25.0)])
@@ -348,7 +397,7 @@ def test_the_shield_takes_the_envs_decision_period_and_speeds():
             "policy_frequency": 2, "action": {"target_speeds": [0, 4, 8]}}}})
     shield = build_shield(shield_cfg, run)
     assert shield.cut_ins is True and shield.lane_frame is True and shield.speed_lag == 0.6
-    assert shield.vehicle_horizon == 1.0
+    assert shield.vehicle_horizon == 1.0 and shield.queued_cut_ins is True
     assert shield.decision_period == 0.5 and shield.target_speeds == (0.0, 4.0, 8.0)
     assert shield.lane_width == 4.0 and shield.sight_range == 60.0  # max_range (no camera)
     run.env.config = {}  # highway-env's defaults: 1 Hz, [20, 25, 30]
@@ -377,6 +426,9 @@ def test_the_shielded_policy_counts_its_interventions_per_episode():
     assert policy.interventions == 2
     policy.reset(None, 1)
     assert policy.interventions == 0 and policy.policy.resets == 2
+    # the rules are counted over every episode (the eval's shield_rule_rates)
+    assert policy.act(danger, None).tolist() == [SLOWER]
+    assert policy.rule_counts == {**dict.fromkeys(RULES, 0), "gap_obstacle": 3}
 
 
 @pytest.mark.parametrize("key", ["corridor", "min_gap", "lane_width", "lane_change_time",

@@ -194,6 +194,10 @@ def test_a_shield_overrides_the_driver_and_counts_it(tmp_path):
     row = read_episodes_csv(shielded / "episodes.csv")[0]
     assert row.shield_interventions > 0
     assert b["shield_intervention_rate"] == pytest.approx(row.shield_interventions / row.length)
+    # which rules changed the driver's actions: the shares add up to the intervention rate
+    rates = b["shield_rule_rates"]
+    assert sum(rates.values()) == pytest.approx(b["shield_intervention_rate"])
+    assert rates["gap_vehicle"] + rates["gap_obstacle"] + rates["gap_pedestrian"] > 0
     assert b["distance_mean"] < a["distance_mean"]
     proc = evaluate(tmp_path / "bad", *common, "shield=gap", "shield.corridor=0", check=False)
     assert "shield.corridor=0: need a value > 0" in proc.stderr.strip().splitlines()[-1]
