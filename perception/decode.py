@@ -159,14 +159,6 @@ def cell_boxes(size: torch.Tensor, offset: torch.Tensor, stride: int, b: torch.T
     return torch.stack([xc - half_w, yc - half_h, xc + half_w, yc + half_h], dim=-1)
 
 
-def dense_boxes(size: torch.Tensor, offset: torch.Tensor, stride: int) -> torch.Tensor:
-    """(B, 2, h, w) log sizes and offsets [cells] -> (B, 4, h, w) xyxy input px of every cell."""
-    b, _, h, w = size.shape
-    grid = torch.meshgrid(*(torch.arange(n, device=size.device) for n in (b, h, w)),
-                          indexing="ij")
-    return cell_boxes(size, offset, stride, *grid).permute(0, 3, 1, 2)
-
-
 def check_peak_iou(peak_iou: float | None) -> float | None:
     """`peak_iou` must be null or a number in [0, 1): a ConfigError names the key otherwise."""
     if peak_iou is None:

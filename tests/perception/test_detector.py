@@ -21,11 +21,11 @@ from perception.checkpoint import (
 )
 from perception.decode import (
     DecodeOptions,
+    cell_boxes,
     check_peak_iou,
     check_snap_px,
     class_thresholds,
     decode,
-    dense_boxes,
     describe_thresh,
     encode_targets,
     snap_to_pixels,
@@ -115,6 +115,14 @@ def test_box_aware_peaks_keep_adjacent_small_objects_that_max_pool_merges():
     (kept, _, score), = decode(heat, size, offset, score_thresh=0.5, stride=2, peak_iou=0.5)
     np.testing.assert_allclose(kept.numpy(), boxes, atol=1e-4)
     np.testing.assert_allclose(score.numpy(), [1.0, 0.8])
+
+
+def dense_boxes(size, offset, stride):
+    """(B, 4, h, w) xyxy input px decoded at every cell: the reference the sparse decoding
+    (cell_boxes at the judged cells only) must agree with."""
+    b, _, h, w = size.shape
+    grid = torch.meshgrid(*(torch.arange(n) for n in (b, h, w)), indexing="ij")
+    return cell_boxes(size, offset, stride, *grid).permute(0, 3, 1, 2)
 
 
 def _whole_map_peaks(heatmap, boxes, peak_iou):
