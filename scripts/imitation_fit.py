@@ -8,7 +8,8 @@ value regression, Adam), printing train and held-out accuracy against the majori
         experiment=urban_crossing observation=pixels extractor=nature_cnn
 
 (2026-12-03, urban_crossing pixels: at lr 1e-3 the NatureCNN stays at the majority action,
-0.521 train / 0.603 held-out; at 1e-4 it reaches 0.683 / 0.685 in 40 epochs.)
+0.543 train / 0.490 held-out on 3,000 steps; at 1e-4 it reaches 0.683 / 0.685 in 40 epochs,
+at 3e-4 0.874 / 0.545.)
 """
 
 from __future__ import annotations
