@@ -50,6 +50,7 @@ def test_readme_table_is_rebuilt_from_the_kept_runs(tmp_path, command, rows):
     proc = subprocess.run([ROADSIGHT, "summarize", *args, f"hydra.run.dir={tmp_path / 'run'}"],
                           capture_output=True, text=True, timeout=300, env=ENV)
     assert proc.returncode == 0, proc.stderr[-2000:]
-    rebuilt = [line for line in (copy / "summary.md").read_text().splitlines()
+    name = next((w.split("=", 1)[1] for w in words if w.startswith("name=")), "summary")
+    rebuilt = [line for line in (copy / f"{name}.md").read_text().splitlines()
                if line.startswith("|")]
     assert rows == rebuilt

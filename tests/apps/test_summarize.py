@@ -125,3 +125,26 @@ def test_metrics_against_a_swept_key(tmp_path):
         series_against(summary["rows"], "corruption.name")
     proc = run_cli("summarize", f"sweep={tmp_path}", "x=seed", check=False)
     assert proc.returncode != 0 and "x=seed: no job of the sweep sets it" in proc.stderr
+
+
+def test_a_named_summary_sits_beside_the_default_one(sweep):
+    run_cli("summarize", f"sweep={sweep}", "metrics=[mAP50]")
+    default = (sweep / "summary.md").read_text()
+    run_cli("summarize", f"sweep={sweep}", "name=summary_vehicle",
+            "metrics=[per_class.vehicle.AP50]")
+    assert (sweep / "summary.md").read_text() == default  # the first table is left as it was
+    named = (sweep / "summary_vehicle.md").read_text()
+    assert "per_class.vehicle.AP50" in named and "| mAP50" not in named
+    rows = list(csv.DictReader((sweep / "summary_vehicle.csv").open()))
+    assert [float(r["per_class.vehicle.AP50"]) for r in rows] == pytest.approx([0.95, 0.45])
+    jobs = list(csv.DictReader((sweep / "summary_vehicle_jobs.csv").open()))
+    assert len(jobs) == 2 and "mAP50" not in jobs[0]
+    assert "mAP50" in next(csv.DictReader((sweep / "jobs.csv").open()))
+    assert (sweep / "summary_vehicle_bars.png").stat().st_size > 0
+
+
+@pytest.mark.parametrize("name", ["../elsewhere", "sub/summary", ""])
+def test_a_name_that_is_not_a_file_stem_is_refused(sweep, name):
+    proc = run_cli("summarize", f"sweep={sweep}", f"name={name}", check=False)
+    assert proc.returncode != 0 and f"name={name!r}: need a plain file name stem" in proc.stderr
+    assert not list(sweep.parent.glob("elsewhere*")) and not (sweep / "sub").exists()
