@@ -18,7 +18,8 @@ Two rules, with highway-env's IDM constants as defaults (its cars keep these gap
   env's 1 / policy_frequency), the speed being the ego's target speed (the ego row's), for
   FASTER the next of `target_speeds` above it. At highway-env's 1 Hz a FASTER at 14 m/s
   (target 15) with debris 59 m ahead leaves 42 m at 20 m/s, more than one SLOWER a second
-  (5 m/s) can stop in;
+  (5 m/s) can stop in. With `least_change` a FASTER that would close the gap becomes IDLE
+  when IDLE keeps it (the least change that is safe by the same test), else SLOWER;
 - change lanes into a free gap only: a LANE_LEFT/LANE_RIGHT with anything in the target lane's
   corridor closer ahead than `lane_change_front` + IDM's braking term v dv / (2 sqrt(ab)) for
   the ego closing on it, or closer behind than `lane_change_rear` + the same term for it
@@ -123,6 +124,8 @@ class GapShield:
     #                        path (conf/shield/gap.yaml: on; off here for runs trained before it)
     standing_speed: float = 1.0  # [m/s] slower than this, a car or obstacle blocks its lane
     queued_cut_ins: bool = True  # a standing car behind a standing car counts as cutting in
+    least_change: bool = False  # a FASTER that would close the gap becomes IDLE when IDLE
+    #                             keeps it, not SLOWER (conf/shield/gap.yaml sets it)
 
     def __post_init__(self):
         for key in ("lane_width", "corridor", "min_gap", "time_gap", "comfort_acc",
@@ -339,6 +342,9 @@ class GapShield:
                                                        self.speed_after(obs, scene[0], wanted)):
                 action, rule = instead, "sight"
         if self.too_close(scene, then=self.speed_after(obs, scene[0], action)):
+            if (self.least_change and action == FASTER
+                    and not self.too_close(scene, then=self.speed_after(obs, scene[0], IDLE))):
+                return IDLE, self._gap_rule(scene)  # the target speed kept keeps the gap
             evade = self.way_round(obs, scene)  # (LANE_LEFT is 0)
             action, rule = (SLOWER, self._gap_rule(scene)) if evade is None else \
                 (evade, "way_round")

@@ -136,6 +136,24 @@ def test_the_gap_is_judged_one_decision_ahead():
     assert ahead(top, FASTER) == FASTER  # no speed above 30: FASTER keeps it, s* = 55 m
 
 
+def test_with_least_change_a_faster_that_would_close_the_gap_keeps_the_target_speed():
+    # as above (1 Hz, 0..30 by 5, the ego at 14 m/s, target 15): debris 90 m ahead is inside
+    # FASTER's gap (73 m left < 91.6 m) but not IDLE's (75.5 m > 61.5 m): IDLE, not SLOWER
+    layout = ObjectListLayout(max_range=100.0)
+    least = GapShield(layout, lane_width=4.0, decision_period=1.0,
+                      target_speeds=(0, 5, 10, 15, 20, 25, 30), least_change=True)
+
+    def debris_at(x):
+        return scene(14.0, ("obstacle", x, 0.0, 0.0, 0.0), layout=layout, target=15.0)
+
+    assert least.decide(debris_at(90.0), FASTER) == (IDLE, "gap_obstacle")
+    assert replace(least, least_change=False)(debris_at(90.0), FASTER) == SLOWER
+    assert least(debris_at(59.0), FASTER) == SLOWER  # IDLE would close it too
+    assert least(debris_at(59.0), IDLE) == SLOWER
+    car = scene(25.0, ("vehicle", 60.0, 0.0, 25.0, 0.0), layout=layout)  # s* = 47.5 m
+    assert least.decide(car, FASTER) == (IDLE, "gap_vehicle")
+
+
 def test_when_braking_comes_too_late_the_shield_steers_round_into_a_free_lane():
     layout = ObjectListLayout(max_range=100.0)
     shield = GapShield(layout, lane_width=4.0, decision_period=1.0,
