@@ -125,7 +125,7 @@ class GapShield:
     standing_speed: float = 1.0  # [m/s] slower than this, a car or obstacle blocks its lane
     queued_cut_ins: bool = True  # a standing car behind a standing car counts as cutting in
     least_change: bool = False  # a FASTER that would close the gap becomes IDLE when IDLE
-    #                             keeps it, not SLOWER (conf/shield/gap.yaml sets it)
+    #                             keeps it, not SLOWER (measured: conf/shield/gap.yaml)
 
     def __post_init__(self):
         for key in ("lane_width", "corridor", "min_gap", "time_gap", "comfort_acc",
