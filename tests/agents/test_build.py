@@ -323,7 +323,8 @@ def test_native_is_highway_envs_own_observation_and_trains_dqn(tmp_path):
 
 @pytest.mark.parametrize(("experiment", "ahead"), [("urban_crossing", 41.0),
                                                    ("highway_hazards", 92.0),
-                                                   ("highway_fast", 92.0)])
+                                                   ("highway_fast", 92.0),
+                                                   ("highway_fast_dagger", 92.0)])
 def test_an_experiments_bev_mount_leaves_other_cameras_alone(experiment, ahead):
     """An experiment mounts the bev to see far enough ahead (conf/camera_view/); camera=front
     under the same experiment keeps the pinhole's own mount, and no experiment, the default bev."""
@@ -335,3 +336,24 @@ def test_an_experiments_bev_mount_leaves_other_cameras_alone(experiment, ahead):
     # a command-line value still wins over the experiment's mount
     assert list(config(f"experiment={experiment}", "camera.centering=[0.3,0.5]").camera
                 .centering) == [0.3, 0.5]
+
+
+def test_the_dagger_recipe_on_highway_fast_keeps_within_the_dqn_recipes_budget():
+    """experiment=highway_fast_dagger counts the teacher's labelled steps with PPO's: together
+    no more env steps than highway-env's DQN recipe (experiment=highway_fast), same eval seeds
+    and camera."""
+    from omegaconf import OmegaConf
+
+    from roadsight.paths import CONF_DIR
+    from tests.configs import compose_app
+
+    dqn, dagger = (compose_app("train", [f"experiment={name}"])
+                   for name in ("highway_fast", "highway_fast_dagger"))
+    assert dqn.imitation.teacher is None and dagger.imitation.teacher == "idm"
+    assert dagger.imitation.steps + dagger.total_timesteps <= dqn.total_timesteps
+    assert dagger.eval_episodes == dqn.eval_episodes == 30 and dagger.env == dqn.env
+    assert dagger.camera == dqn.camera  # the 92 m bev
+    assert dagger.observation.layout.max_range == dqn.observation.layout.max_range == 100.0
+    sweep_dirs = {OmegaConf.load(CONF_DIR / "experiment" / f"{name}.yaml").hydra.sweep.dir
+                  for name in ("highway_fast", "highway_fast_dagger")}
+    assert sweep_dirs == {"results/highway_fast"}  # one table
