@@ -86,9 +86,11 @@ def app(cfg: DictConfig) -> float:
                    "run_overrides": OmegaConf.to_container(cfg.run_overrides)
                    if cfg.run_overrides is not None else None}
         files = write_artefacts(out, metrics, result.rows, result.videos)
+    # config: this command's own (its digest says whether a sweep job is done); policy_config:
+    # what the episodes ran under (the run's config, with the scenario and run_overrides)
     run.finish(status="ok", episodes=metrics["episodes"], return_mean=metrics["return_mean"],
                crash_rate=metrics["crash_rate"], config_sha256=config_digest(config),
-               config=config)
+               config=config, policy_config=relevant_config(run_cfg))
     from rich.console import Console
 
     Console().print(summary_table(metrics, f"{metrics['policy']} on {metrics['scenario']}"))

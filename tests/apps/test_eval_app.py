@@ -216,4 +216,8 @@ def test_run_overrides_change_what_a_trained_policy_sees(tmp_path):
         assert metrics["detection_frames"] == 6  # 3 s at 2 decisions per second
         recall[name] = metrics["detection_recall"]
         assert metrics["run_overrides"]["env.config.duration"] == 3
+        ran_under = json.loads((out / "run.json").read_text())["policy_config"]
+        assert ran_under["env"]["config"]["duration"] == 3  # what ran, not eval.yaml's env
+        assert ran_under["env"]["id"] == "roadsight/urban-crossing-v0"
+        assert (ran_under["perception"]["score_thresh"] == 0.999) == bool(extra)
     assert recall["own"] > 0.8 and recall["blind"] == 0.0
