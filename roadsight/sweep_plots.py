@@ -137,15 +137,24 @@ def read_scalars(tb_dir: Path, tags: tuple[str, ...] = CURVE_TAGS) -> dict[str, 
     return {t: np.array(sorted(v), float) for t, v in found.items() if v}
 
 
+def job_curves(job: Job, tags: tuple[str, ...] = CURVE_TAGS) -> dict[str, np.ndarray]:
+    """A job's TensorBoard scalars against all the env steps it used: a run that imitated a
+    teacher first (imitation.steps in its metrics) logs its RL steps from 0, so they are
+    shifted by the imitation's steps, and runs with and without it share one budget axis."""
+    if not (job.path / "tb").is_dir():
+        return {}
+    offset = float(job.metrics.get("imitation.steps") or 0)
+    return {tag: xy + [offset, 0.0] for tag, xy in read_scalars(job.path / "tb", tags).items()}
+
+
 def plot_curves(jobs: list[Job], out: Path, tags: tuple[str, ...] = CURVE_TAGS) -> Path | None:
     """Per tag, a line per group: the mean over its seeds, on the steps of its first seed (the
     others interpolated), with a band of the seeds' min..max. None if no job has TensorBoard
     logs."""
     curves: dict[str, dict[str, list[np.ndarray]]] = {}
     for job in jobs:
-        if (job.path / "tb").is_dir():
-            for tag, xy in read_scalars(job.path / "tb", tags).items():
-                curves.setdefault(tag, {}).setdefault(job.group, []).append(xy)
+        for tag, xy in job_curves(job, tags).items():
+            curves.setdefault(tag, {}).setdefault(job.group, []).append(xy)
     if not curves:
         return None
     plt = _pyplot()
@@ -159,7 +168,7 @@ def plot_curves(jobs: list[Job], out: Path, tags: tuple[str, ...] = CURVE_TAGS) 
             if len(seeds) > 1:
                 ax.fill_between(steps, ys.min(0), ys.max(0), color=line.get_color(), alpha=0.2)
         ax.set_title(tag)
-        ax.set_xlabel("env steps")
+        ax.set_xlabel("env steps (imitation's included)")
         ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(out, dpi=100)

@@ -96,6 +96,25 @@ def test_plot_labels_keep_only_the_overrides_that_differ():
     assert short_labels(["a=1", "a=1"]) == {"a=1": "(none)"}
 
 
+def test_curves_count_the_imitation_steps_a_run_used_first(tmp_path):
+    """A DAgger-then-PPO run logs PPO from step 0; its curve starts after the imitation's steps,
+    so it sits on one budget axis with runs that did not imitate."""
+    from torch.utils.tensorboard import SummaryWriter
+
+    from roadsight.sweep_plots import job_curves
+    from roadsight.sweep_summary import Job
+
+    jobs = {}
+    for name, metrics in (("rl_only", {}), ("dagger", {"imitation.steps": 12288})):
+        with SummaryWriter(tmp_path / name / "tb" / "run_1") as writer:
+            for step, value in ((1024, 1.0), (2048, 2.5)):
+                writer.add_scalar("eval/mean_reward", value, step)
+        jobs[name] = job_curves(Job(tmp_path / name, [], "ok", metrics=metrics))
+    assert jobs["rl_only"]["eval/mean_reward"].tolist() == [[1024, 1.0], [2048, 2.5]]
+    assert jobs["dagger"]["eval/mean_reward"].tolist() == [[13312, 1.0], [14336, 2.5]]
+    assert job_curves(Job(tmp_path / "no_tb", [], "ok")) == {}
+
+
 def test_metrics_against_a_swept_key(tmp_path):
     from roadsight.errors import UserInputError
     from roadsight.summarize import write_summary
