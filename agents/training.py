@@ -45,11 +45,15 @@ log = logging.getLogger(__name__)
 
 
 def check_budget(cfg: DictConfig) -> None:
-    """ConfigError naming the key for counts that must be positive."""
+    """ConfigError naming the key for counts that must be positive (total_timesteps may be 0
+    after a teacher: the DAgger student alone is the run's policy)."""
     for key in ("total_timesteps", "n_envs", "eval_episodes"):
         value = cfg[key]
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ConfigError(f"{key}={value!r}: need a whole number >= 1")
+        least = 0 if key == "total_timesteps" and teacher_config(cfg) is not None else 1
+        if isinstance(value, bool) or not isinstance(value, int) or value < least:
+            raise ConfigError(f"{key}={value!r}: need a whole number >= {least}"
+                              + (" (0 only with imitation.teacher: the student alone)"
+                                 if key == "total_timesteps" and value == 0 else ""))
     for key in ("eval_freq", "checkpoint_freq", "checkpoint_keep"):
         if not isinstance(cfg[key], int) or cfg[key] < 0:
             raise ConfigError(f"{key}={cfg[key]!r}: need a whole number >= 0 (0: never)")

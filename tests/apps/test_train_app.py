@@ -108,6 +108,28 @@ def test_teacher_then_ppo_and_a_resumed_run_does_not_imitate_again(tmp_path):
     assert metrics["total_timesteps"] == 192 and metrics["imitation"] == imitation
 
 
+def test_total_timesteps_0_after_a_teacher_ships_the_student_alone(tmp_path):
+    """DAgger without RL: the run's policy is the student, evaluated on the eval seeds as the
+    imitation's own evaluation was (same seeds, same figures); without a teacher, 0 is refused
+    naming the key."""
+    out = tmp_path / "run"
+    run("observation=kinematics", "extractor=mlp", "agent.n_steps=64", "eval_freq=0",
+        "imitation.teacher=idm", "imitation.steps=96", "imitation.rounds=2",
+        "imitation.epochs=2", "total_timesteps=0", f"hydra.run.dir={out}")
+    metrics = json.loads((out / "metrics.json").read_text())
+    imitation = json.loads((out / "imitation.json").read_text())
+    assert metrics["total_timesteps"] == 0 and imitation["dataset"] == 96
+    assert metrics["return_mean"] == imitation["eval"]["return_mean"]
+    assert (out / "episodes.csv").read_text() == (out / "imitation_episodes.csv").read_text()
+    assert (out / "model.zip").is_file() and (out / "best_model.zip").is_file()
+    bad = run("observation=kinematics", "total_timesteps=0", f"hydra.run.dir={tmp_path / 'b'}",
+              check=False)
+    assert bad.returncode != 0
+    assert "total_timesteps=0: need a whole number >= 1 (0 only with imitation.teacher" in (
+        bad.stderr)
+    assert not (tmp_path / "b" / "metrics.json").exists()
+
+
 def test_a_shielded_run_learns_and_is_evaluated_behind_its_shield(tmp_path):
     """shield=gap in training: the env takes the shield's actions (a shield that finds
     everything too close brakes on every step), TensorBoard logs the intervention rate, the
