@@ -28,22 +28,37 @@ def short_labels(groups: list[str]) -> dict[str, str]:
 
 
 def plot_bars(rows: list[dict], metrics: list[str], out: Path) -> Path | None:
-    """One panel per metric: the mean per group with its bootstrap interval."""
+    """One panel per metric, up to three a row: a horizontal bar per group (its overrides that
+    differ, one per line, on the left), the mean with its bootstrap interval; a group without
+    the metric is marked "n/a", not drawn as 0."""
     if not rows or not metrics:
         return None
     plt = _pyplot()
-    fig, axes = plt.subplots(len(metrics), 1, figsize=(max(6, 1.2 * len(rows)), 3 * len(metrics)),
-                             squeeze=False)
+    cols = min(3, len(metrics))
+    grid_rows = -(-len(metrics) // cols)
     short = short_labels([r["overrides"] for r in rows])
     labels = [short[r["overrides"]].replace(" ", "\n") for r in rows]
-    for ax, m in zip(axes[:, 0], metrics, strict=True):
+    lines = sum(label.count("\n") + 1 for label in labels)
+    fig, axes = plt.subplots(grid_rows, cols, sharey=True, squeeze=False,
+                             figsize=(3 + 3.6 * cols, grid_rows * (0.8 + 0.16 * lines)))
+    y = np.arange(len(rows))
+    for ax, m in zip(axes.flat, metrics, strict=False):
         mean = np.array([r[m] for r in rows], float)
         err = np.array([[r[m] - r[f"{m}_lo"] for r in rows], [r[f"{m}_hi"] - r[m] for r in rows]])
-        ax.bar(range(len(rows)), np.nan_to_num(mean), yerr=np.nan_to_num(err), capsize=4)
-        ax.set_xticks(range(len(rows)), labels, fontsize=7, rotation=20, ha="right")
-        ax.set_ylabel(m)
-    axes[0, 0].set_title("final metrics: mean over seeds, 95% bootstrap interval")
-    fig.tight_layout()
+        ax.barh(y, np.nan_to_num(mean), xerr=np.nan_to_num(err), capsize=3, color="tab:blue")
+        for i in np.flatnonzero(np.isnan(mean)):
+            ax.text(0, i, " n/a", va="center", fontsize=7, color="grey")
+        ax.set_title(m, fontsize=9)
+        ax.tick_params(axis="x", labelsize=7)
+        ax.grid(axis="x", alpha=0.3)
+    for ax in axes.flat[len(metrics):]:
+        ax.set_visible(False)
+    axes[0, 0].set_yticks(y, labels)  # shared: every row's first panel shows them
+    axes[0, 0].invert_yaxis()  # the summary table's order, top down
+    for ax in axes[:, 0]:
+        ax.tick_params(axis="y", labelsize=7)
+    fig.suptitle("final metrics: mean over seeds, 95% bootstrap interval", fontsize=10)
+    fig.tight_layout(rect=(0, 0, 1, 0.97))
     fig.savefig(out, dpi=100)
     plt.close(fig)
     return out
