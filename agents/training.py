@@ -175,7 +175,12 @@ def train_policy(cfg: DictConfig, out: Path, camera: str = "bev") -> dict:
                         reset_num_timesteps=not last, progress_bar=cfg.progress_bar,
                         tb_log_name="run")
         save_model(model, out / "model.zip")
-        metrics = final_evaluation(cfg, model, perception, out / "episodes.csv")
+        if cfg.total_timesteps == 0:  # no RL: the student is the policy, evaluated already
+            metrics = json.loads((out / IMITATION_FILES[1]).read_text())["eval"]
+            shutil.copyfile(out / "imitation_episodes.csv", out / ".episodes.csv.tmp")
+            (out / ".episodes.csv.tmp").replace(out / "episodes.csv")
+        else:
+            metrics = final_evaluation(cfg, model, perception, out / "episodes.csv")
         if (out / "train_time.json").is_file():  # wall time in learn, over every sitting
             seconds = json.loads((out / "train_time.json").read_text())["seconds"]
             metrics["train_seconds"] = seconds
