@@ -10,8 +10,9 @@ its simplest form, with DAgger (Ross et al., AISTATS 2011) against the student's
 - `dagger()` collects `steps` labelled env steps over `rounds` rounds; in round r the teacher
   drives with probability `beta ** r` per step (round 0: the teacher alone, i.e. behaviour
   cloning), the student's deterministic action otherwise; after each round the policy is
-  trained on everything collected so far: cross-entropy to the teacher's action, and the
-  value head regressed on the discounted return of the collected steps (so that PPO starts
+  trained on everything collected so far: cross-entropy to the teacher's action (optionally
+  weighted per action, `action_weights`: a missed SLOWER can cost more than a missed FASTER),
+  and the value head regressed on the discounted return of the collected steps (so that PPO starts
   from a critic that already knows crashes are bad).
 
 PPO then starts from the imitating policy. Only actor-critic (PPO) policies: a DQN has no
@@ -81,8 +82,18 @@ class DaggerOptions:
     batch_size: int = 256
     learning_rate: float = 1.0e-3
     value_coef: float = 0.5  # weight of the value regression beside the cross-entropy
+    # cost-sensitive imitation: the cross-entropy of a step weighs action_weights[its label]
+    # (a weighted mean); None: every label alike
+    action_weights: tuple[float, ...] | None = None
 
     def __post_init__(self) -> None:
+        if self.action_weights is not None:
+            weights = tuple(self.action_weights)
+            if not weights or any(isinstance(w, bool) or not isinstance(w, int | float)
+                                  or not w >= 0 for w in weights) or not any(weights):
+                raise ConfigError(f"imitation.action_weights={list(weights)!r}: need null or "
+                                  f"one weight >= 0 per action, not all 0")
+            object.__setattr__(self, "action_weights", tuple(float(w) for w in weights))
         for key in ("steps", "rounds", "epochs", "batch_size"):
             value = getattr(self, key)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -161,6 +172,11 @@ def dagger(model: BaseAlgorithm, venv: VecEnv, options: DaggerOptions, seed: int
     if not isinstance(policy, ActorCriticPolicy):
         raise ConfigError(f"imitation.teacher needs an actor-critic policy (agent=ppo), not "
                           f"{type(model).__name__}; set imitation.teacher=null")
+    weights = options.action_weights
+    n_actions = int(venv.action_space.n)
+    if weights is not None and len(weights) != n_actions:
+        raise ConfigError(f"imitation.action_weights={list(weights)!r}: need {n_actions} weights, "
+                          f"one per action of the env's action space")
     rng = np.random.default_rng(seed)
     optimizer = th.optim.Adam(policy.parameters(), lr=options.learning_rate)
     n = venv.num_envs
@@ -219,9 +235,12 @@ def dagger(model: BaseAlgorithm, venv: VecEnv, options: DaggerOptions, seed: int
 
 def _fit(policy: ActorCriticPolicy, optimizer, obs: np.ndarray, labels: np.ndarray,
          returns: np.ndarray, options: DaggerOptions, rng: np.random.Generator) -> float:
-    """`options.epochs` passes of cross-entropy + value regression; the last epoch's loss."""
+    """`options.epochs` passes of cross-entropy (weighted by `options.action_weights` of the
+    labels) + value regression; the last epoch's loss."""
     import torch as th
 
+    weights = None if options.action_weights is None else th.as_tensor(
+        options.action_weights, dtype=th.float32, device=policy.device)
     policy.set_training_mode(True)
     loss_sum, batches = 0.0, 0
     for _ in range(options.epochs):
@@ -233,7 +252,12 @@ def _fit(policy: ActorCriticPolicy, optimizer, obs: np.ndarray, labels: np.ndarr
             act_t = th.as_tensor(labels[idx], device=policy.device)
             ret_t = th.as_tensor(returns[idx], device=policy.device)
             values, log_prob, _ = policy.evaluate_actions(obs_t, act_t)
-            loss = -log_prob.mean() + options.value_coef * ((values.flatten() - ret_t) ** 2).mean()
+            if weights is None:
+                imitation = -log_prob.mean()
+            else:
+                w = weights[act_t.long()]
+                imitation = -(w * log_prob).sum() / w.sum().clamp_min(1e-8)
+            loss = imitation + options.value_coef * ((values.flatten() - ret_t) ** 2).mean()
             optimizer.zero_grad()
             loss.backward()
             th.nn.utils.clip_grad_norm_(policy.parameters(), 0.5)

@@ -142,3 +142,48 @@ def test_a_corrupt_dagger_state_names_the_file(tmp_path):
                    state=state)
     finally:
         venv.close()
+
+
+def test_action_weights_tip_an_ambiguous_label_toward_the_heavier_action():
+    """Identical states labelled FASTER (3) and SLOWER (4) alike: plain cross-entropy has no
+    reason to prefer SLOWER; weighing SLOWER 4x makes the student brake there, with
+    probability 0.8 (the weighted share), as cost-sensitive imitation should."""
+    import torch as th
+
+    from agents.imitation import _fit
+
+    cfg = config("observation=kinematics", "extractor=mlp", "n_envs=1", "agent.n_steps=64",
+                 "total_timesteps=64")
+    venv = build_env(cfg, 1)
+    try:
+        obs = np.repeat(venv.reset(), 64, axis=0)
+        labels = np.array([3, 4] * 32)
+        returns = np.zeros(64, np.float32)
+        probs = {}
+        for name, weights in (("plain", None), ("brake", (1, 1, 1, 1, 4))):
+            model = build_agent(cfg, venv)
+            options = DaggerOptions(epochs=60, batch_size=64, action_weights=weights)
+            _fit(model.policy, th.optim.Adam(model.policy.parameters(), lr=1e-2), obs, labels,
+                 returns, options, np.random.default_rng(0))
+            with th.no_grad():
+                dist = model.policy.get_distribution(model.policy.obs_to_tensor(obs[:1])[0])
+            probs[name] = dist.distribution.probs[0].cpu().numpy()
+    finally:
+        venv.close()
+    assert abs(probs["plain"][4] - 0.5) < 0.05 and abs(probs["plain"][3] - 0.5) < 0.05
+    assert abs(probs["brake"][4] - 0.8) < 0.05 and abs(probs["brake"][3] - 0.2) < 0.05
+
+
+def test_bad_action_weights_name_the_key():
+    for bad in ([], [1, -1, 1, 1, 1], [0, 0, 0, 0, 0], ["x"]):
+        with pytest.raises(ConfigError, match=r"imitation.action_weights=.*one weight >= 0"):
+            DaggerOptions(action_weights=bad)
+    cfg = config("observation=kinematics", "extractor=mlp", "n_envs=1", "imitation.teacher=idm",
+                 "agent.n_steps=64", "total_timesteps=64")
+    venv = build_env(cfg, 1, teacher=teacher_config(cfg))
+    try:
+        with pytest.raises(ConfigError, match=r"imitation.action_weights=\[1.0, 2.0\]: need 5"):
+            dagger(build_agent(cfg, venv), venv, DaggerOptions(steps=8, action_weights=[1, 2]),
+                   progress_bar=False)
+    finally:
+        venv.close()
