@@ -33,6 +33,7 @@ from agents.perceive import (
     DetectorSource,
     KinematicsVecEnv,
     ObjectsVecEnv,
+    TruthDetections,
 )
 from agents.seeding import EpisodeSeeds
 from perception.decode import DecodeOptions
@@ -170,12 +171,33 @@ def detector_checkpoint(cfg: DictConfig, camera: str) -> Path:
     return path
 
 
+DETECTORS = ("model", "truth")
+
+
+def detector_choice(cfg: DictConfig) -> str:
+    """`perception.detector`: model (the checkpoint's detections) or truth (the ground-truth
+    boxes of what the camera sees: a perfect detector, for `observation=objects` only, whose
+    policy then differs from kinematics by back-projection, tracking and nothing else). A run
+    made before the key existed ran the model."""
+    choice = str(cfg.perception.get("detector", "model"))
+    if choice not in DETECTORS:
+        raise ConfigError(f"perception.detector={choice!r}; choose from {', '.join(DETECTORS)}")
+    if choice == "truth" and cfg.observation.name != "objects":
+        raise ConfigError(f"perception.detector=truth gives boxes for observation=objects; "
+                          f"observation={cfg.observation.name} reads the detector's feature map")
+    return choice
+
+
 def load_perception(cfg: DictConfig, camera: str, out_dir: str | Path) -> Perception:
     """The detector for `observation=objects|embedding`: checkpoint, backend, device, per-class
-    thresholds; embedding needs the torch backend (the feature map)."""
+    thresholds; embedding needs the torch backend (the feature map). `perception.detector=truth`:
+    the ground-truth boxes instead (no checkpoint), detected in this process."""
     from perception.checkpoint import load_checkpoint
     from perception.provenance import check_rendered_camera
 
+    if detector_choice(cfg) == "truth":
+        return Perception(TruthDetections(), "ground truth (perception.detector=truth)", "",
+                          0.0, "truth")  # every box scores 1: no threshold applies
     path = detector_checkpoint(cfg, camera)
     state = load_checkpoint(path)
     cam = instantiate(cfg.camera)

@@ -70,6 +70,8 @@ def eval_config(cfg: DictConfig, camera: str = "bev") -> tuple[DictConfig, str]:
         for key, value in (scenario.get("env") or {}).items():
             base.env.config[key] = value
         base.device = cfg.device
+        if "perception" in base and "detector" not in base.perception:
+            base.perception.detector = "model"  # a run from before the key: what it ran
     apply_run_overrides(base, cfg.get("run_overrides") or {}, cfg.get("run") or "the eval")
     return base, camera
 

@@ -106,8 +106,9 @@ DetectionSource = Callable[[list[np.ndarray], list[list[ObjectTruth]]], list[Det
 
 
 class TruthDetections:
-    """A stand-in detector: the ground-truth boxes of objects at least `min_visible` visible,
-    score 1 (tests: perception then differs from kinematics only by geometry and tracking)."""
+    """A perfect detector: the ground-truth boxes of objects at least `min_visible` visible,
+    score 1 (`perception.detector=truth`, and tests: perception then differs from kinematics
+    only by back-projection and tracking)."""
 
     def __init__(self, min_visible: float = 0.3):
         self.min_visible = min_visible

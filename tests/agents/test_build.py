@@ -140,6 +140,25 @@ def test_a_camera_at_another_scale_is_refused_with_the_reason(tmp_path):
                         "bev", tmp_path)
 
 
+def test_truth_detector_needs_no_checkpoint_and_serves_objects_only(tmp_path):
+    """perception.detector=truth: the ground-truth boxes in this process, no checkpoint read
+    (a missing one is no error), nothing exported; a bad value or another observation is a
+    ConfigError naming the key."""
+    truth = load_perception(config("observation=objects", "perception.detector=truth",
+                                   f"perception.checkpoint={tmp_path}/none.pt"), "bev", tmp_path)
+    assert isinstance(truth.source, TruthDetections)
+    assert (truth.backend, truth.placement, truth.detector) == ("truth", "main", None)
+    assert truth.to_json()["checkpoint"].startswith("ground truth")
+    assert not list(tmp_path.iterdir())  # no detector.onnx
+    with pytest.raises(ConfigError, match=r"perception.detector='oracle'; choose from model, "
+                                          r"truth"):
+        load_perception(config("observation=objects", "perception.detector=oracle"), "bev",
+                        tmp_path)
+    with pytest.raises(ConfigError, match=r"perception.detector=truth .* observation=embedding"):
+        load_perception(config("observation=embedding", "extractor=feature_cnn",
+                               "perception.detector=truth"), "bev", tmp_path)
+
+
 def test_backend_and_placement_follow_the_device_and_observation(tmp_path):
     """auto: onnxruntime in the env workers for objects on the CPU; torch in this process for
     embedding (its feature map); bad values name the key and the choices."""

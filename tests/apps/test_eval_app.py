@@ -205,10 +205,13 @@ def test_a_shield_overrides_the_driver_and_counts_it(tmp_path):
 
 def test_run_overrides_change_what_a_trained_policy_sees(tmp_path):
     """A what-if on the shipped objects policy: its own config with 3 s episodes, then the same
-    with a detector threshold nothing passes; metrics.json records the overrides."""
+    with a detector threshold nothing passes, and with the ground-truth boxes for detections
+    (perception.detector=truth, a key its config predates); metrics.json records the
+    overrides."""
     run = MODELS_DIR / "urban_crossing-objects"
     recall = {}
-    for name, extra in (("own", ""), ("blind", ",perception.score_thresh:0.999")):
+    for name, extra in (("own", ""), ("blind", ",perception.score_thresh:0.999"),
+                        ("truth", ",perception.detector:truth")):
         out = tmp_path / name
         evaluate(out, f"run={run}", f"run_overrides={{env.config.duration:3{extra}}}",
                  "episodes=1", "videos=0", "n_boot=0")
@@ -219,5 +222,7 @@ def test_run_overrides_change_what_a_trained_policy_sees(tmp_path):
         ran_under = json.loads((out / "run.json").read_text())["policy_config"]
         assert ran_under["env"]["config"]["duration"] == 3  # what ran, not eval.yaml's env
         assert ran_under["env"]["id"] == "roadsight/urban-crossing-v0"
-        assert (ran_under["perception"]["score_thresh"] == 0.999) == bool(extra)
+        assert (ran_under["perception"]["score_thresh"] == 0.999) == (name == "blind")
+        assert ran_under["perception"]["detector"] == ("truth" if name == "truth" else "model")
     assert recall["own"] > 0.8 and recall["blind"] == 0.0
+    assert recall["truth"] > 0.95 and recall["truth"] >= recall["own"]
