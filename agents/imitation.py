@@ -161,11 +161,13 @@ def _load_state(path: Path, policy, optimizer, rng: np.random.Generator, options
 
 def dagger(model: BaseAlgorithm, venv: VecEnv, options: DaggerOptions, seed: int = 0,
            progress_bar: bool = True, state: Path | None = None,
-           reseed: Callable[[int], None] | None = None) -> dict:
+           reseed: Callable[[int], None] | None = None, tb_log: str | Path | None = None) -> dict:
     """Train `model.policy` to imitate the teacher whose labels `venv`'s infos carry; returns
     the statistics of the last round (teacher agreement of the student, episodes, crashes).
     `state`: where each finished round is saved, and resumed from when the file exists;
-    `reseed(steps)` is called with the steps already collected before a resumed round."""
+    `reseed(steps)` is called with the steps already collected before a resumed round;
+    `tb_log`: each round's `imitation/*` scalars (ROUND_SCALARS) go to TB_LOG/imitation, at the
+    env steps collected so far (the imitation's learning curve)."""
     import torch as th
 
     policy = model.policy
@@ -189,6 +191,11 @@ def dagger(model: BaseAlgorithm, venv: VecEnv, options: DaggerOptions, seed: int
                  state)
         if reseed is not None:
             reseed(sum(len(labels) for _, labels, _ in data))
+    board = None
+    if tb_log is not None:
+        from stable_baselines3.common.logger import configure
+
+        board = configure(str(Path(tb_log) / "imitation"), ["tensorboard"])
     bar = tqdm(total=options.steps, desc="dagger", unit="step", disable=not progress_bar,
                initial=min(first * per_round, options.steps))
     obs = venv.reset()
@@ -227,10 +234,26 @@ def dagger(model: BaseAlgorithm, venv: VecEnv, options: DaggerOptions, seed: int
         log.info("dagger round %d (beta %.2f): student agreed with the teacher on %.1f%% of "
                  "steps, %d/%d episodes crashed, loss %.3f", r, beta,
                  100 * stats["student_agreement"], crashes, episodes, loss)
+        if board is not None:
+            for key, value in round_scalars(stats).items():
+                board.record(key, value)
+            board.dump(stats["dataset"])
         if state is not None:
             _save_state(Path(state), r + 1, policy, optimizer, rng, data, stats)
     bar.close()
+    if board is not None:
+        board.close()
     return stats
+
+
+def round_scalars(stats: dict) -> dict[str, float]:
+    """A DAgger round's TensorBoard scalars: the student's agreement with the teacher on the
+    states visited, the share of those episodes that crashed (the student drives with
+    probability 1 - beta), the fit's loss and beta."""
+    episodes = stats["episodes"]
+    return {"imitation/student_agreement": stats["student_agreement"],
+            "imitation/crash_rate": stats["crashes"] / episodes if episodes else float("nan"),
+            "imitation/loss": stats["loss"], "imitation/beta": stats["beta"]}
 
 
 def _fit(policy: ActorCriticPolicy, optimizer, obs: np.ndarray, labels: np.ndarray,

@@ -106,7 +106,8 @@ def imitate(cfg: DictConfig, model, venv, perception: Perception | None, out: Pa
     options = DaggerOptions(**{k: v for k, v in cfg.imitation.items()
                                if k not in ("teacher", "teacher_kwargs")})
     stats = dagger(model, venv, options, cfg.seed, cfg.progress_bar, state=state,
-                   reseed=lambda steps: venv.seed(train_seed_base(cfg.seed, steps, cfg.n_envs)))
+                   reseed=lambda steps: venv.seed(train_seed_base(cfg.seed, steps, cfg.n_envs)),
+                   tb_log=out / "tb")
     imitation = {"teacher": cfg.imitation.teacher, "steps": options.steps, **stats}
     save_model(model, out / IMITATION_FILES[0])  # the student before any RL
     imitation["eval"] = final_evaluation(cfg, model, perception, out / "imitation_episodes.csv")

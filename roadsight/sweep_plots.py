@@ -9,7 +9,10 @@ import numpy as np
 
 from roadsight.sweep_summary import Job
 
-CURVE_TAGS = ("rollout/ep_rew_mean", "eval/mean_reward")
+# RL's (logged from its own step 0) and DAgger's rounds (agents.imitation.round_scalars, logged
+# at the imitation's env steps, which come first)
+CURVE_TAGS = ("rollout/ep_rew_mean", "eval/mean_reward", "imitation/student_agreement",
+              "imitation/crash_rate")
 
 
 def _pyplot():
@@ -155,11 +158,13 @@ def read_scalars(tb_dir: Path, tags: tuple[str, ...] = CURVE_TAGS) -> dict[str, 
 def job_curves(job: Job, tags: tuple[str, ...] = CURVE_TAGS) -> dict[str, np.ndarray]:
     """A job's TensorBoard scalars against all the env steps it used: a run that imitated a
     teacher first (imitation.steps in its metrics) logs its RL steps from 0, so they are
-    shifted by the imitation's steps, and runs with and without it share one budget axis."""
+    shifted by the imitation's steps, and runs with and without it share one budget axis (the
+    imitation's own `imitation/*` scalars are at its steps already)."""
     if not (job.path / "tb").is_dir():
         return {}
     offset = float(job.metrics.get("imitation.steps") or 0)
-    return {tag: xy + [offset, 0.0] for tag, xy in read_scalars(job.path / "tb", tags).items()}
+    return {tag: xy + [0.0 if tag.startswith("imitation/") else offset, 0.0]
+            for tag, xy in read_scalars(job.path / "tb", tags).items()}
 
 
 def plot_curves(jobs: list[Job], out: Path, tags: tuple[str, ...] = CURVE_TAGS) -> Path | None:

@@ -123,11 +123,21 @@ def test_dagger_resumes_after_its_last_saved_round(tmp_path, monkeypatch):
             restored.append((steps, all(v.equal(after_round_0[k])
                                         for k, v in fresh.policy.state_dict().items())))
         stats = dagger(fresh, venv, options, seed=0, progress_bar=False, state=state,
-                       reseed=reseed)
+                       reseed=reseed, tb_log=tmp_path / "tb")
     finally:
         venv.close()
     assert restored == [(30, True)]  # round 0's data and weights, the envs reseeded after it
     assert stats["round"] == 2 and stats["dataset"] == 90 and stats["beta"] == 0.25
+    # the rounds of this sitting in TensorBoard, at the env steps collected so far
+    from roadsight.sweep_plots import read_scalars
+
+    curves = read_scalars(tmp_path / "tb", ("imitation/beta", "imitation/student_agreement",
+                                            "imitation/crash_rate"))
+    assert curves["imitation/beta"].tolist() == [[60, 0.5], [90, 0.25]]
+    agreement_ = curves["imitation/student_agreement"][:, 1]
+    assert ((agreement_ >= 0) & (agreement_ <= 1)).all()
+    assert curves["imitation/student_agreement"][-1, 1] == pytest.approx(
+        stats["student_agreement"])
 
 
 def test_a_corrupt_dagger_state_names_the_file(tmp_path):

@@ -109,9 +109,13 @@ def test_curves_count_the_imitation_steps_a_run_used_first(tmp_path):
         with SummaryWriter(tmp_path / name / "tb" / "run_1") as writer:
             for step, value in ((1024, 1.0), (2048, 2.5)):
                 writer.add_scalar("eval/mean_reward", value, step)
+            if metrics:  # the DAgger rounds' own curve, logged at the imitation's steps
+                writer.add_scalar("imitation/crash_rate", 0.5, 12288)
         jobs[name] = job_curves(Job(tmp_path / name, [], "ok", metrics=metrics))
     assert jobs["rl_only"]["eval/mean_reward"].tolist() == [[1024, 1.0], [2048, 2.5]]
     assert jobs["dagger"]["eval/mean_reward"].tolist() == [[13312, 1.0], [14336, 2.5]]
+    assert jobs["dagger"]["imitation/crash_rate"].tolist() == [[12288, 0.5]]
+    assert "imitation/crash_rate" not in jobs["rl_only"]
     assert job_curves(Job(tmp_path / "no_tb", [], "ok")) == {}
 
 
