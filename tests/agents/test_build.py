@@ -343,7 +343,8 @@ def test_native_is_highway_envs_own_observation_and_trains_dqn(tmp_path):
 @pytest.mark.parametrize(("experiment", "ahead"), [("urban_crossing", 41.0),
                                                    ("highway_hazards", 92.0),
                                                    ("highway_fast", 92.0),
-                                                   ("highway_fast_dagger", 92.0)])
+                                                   ("highway_fast_dagger", 92.0),
+                                                   ("urban_crossing_dagger", 41.0)])
 def test_an_experiments_bev_mount_leaves_other_cameras_alone(experiment, ahead):
     """An experiment mounts the bev to see far enough ahead (conf/camera_view/); camera=front
     under the same experiment keeps the pinhole's own mount, and no experiment, the default bev."""
@@ -355,6 +356,20 @@ def test_an_experiments_bev_mount_leaves_other_cameras_alone(experiment, ahead):
     # a command-line value still wins over the experiment's mount
     assert list(config(f"experiment={experiment}", "camera.centering=[0.3,0.5]").camera
                 .centering) == [0.3, 0.5]
+
+
+def test_urban_crossings_dagger_recipe_is_the_ppo_recipes_imitation_without_rl():
+    """experiment=urban_crossing_dagger: experiment=urban_crossing's env, camera and teacher,
+    cost-sensitive DAgger alone, within the PPO recipe's env steps."""
+    from tests.configs import compose_app
+
+    ppo, dagger = (compose_app("train", [f"experiment={name}"])
+                   for name in ("urban_crossing", "urban_crossing_dagger"))
+    assert dagger.env == ppo.env and dagger.camera == ppo.camera
+    assert dagger.imitation.teacher == ppo.imitation.teacher == "idm"
+    assert list(dagger.imitation.action_weights) == [1, 1, 1, 1, 4]
+    assert dagger.total_timesteps == 0
+    assert dagger.imitation.steps <= ppo.imitation.steps + ppo.total_timesteps
 
 
 def test_the_dagger_recipe_on_highway_fast_keeps_within_the_dqn_recipes_budget():

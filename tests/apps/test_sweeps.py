@@ -126,7 +126,7 @@ def test_unknown_launcher_or_experiment_lists_the_choices():
         "submitit_slurm")
     assert check_overrides(["-m", "experiment=benchmark_urban,nope"], "train") == (
         "experiment=nope: no such option; choose from benchmark_urban, highway_fast, "
-        "highway_fast_dagger, highway_hazards, urban_crossing")
+        "highway_fast_dagger, highway_hazards, urban_crossing, urban_crossing_dagger")
 
 
 @pytest.mark.slow
