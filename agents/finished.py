@@ -24,21 +24,24 @@ log = logging.getLogger(__name__)
 IGNORED_KEYS = ("device", "threads", "progress_bar", "resume", "checkpoint_freq",
                 "checkpoint_keep", "perception.placement", "perception.backend",
                 "skip_finished")
+# keys added after runs were kept, with the value those runs ran with: at that value a key
+# counts as absent, so a finished run from before it stays finished
+ADDED_KEYS = {"perception.detector": "model", "imitation.action_weights": None}
 RESUME_CHOICES = "true, false, auto"
 
 
 def relevant_config(cfg: DictConfig | dict) -> dict:
-    """The resolved config without IGNORED_KEYS and the `hydra` node: what a run's results
-    depend on."""
+    """The resolved config without IGNORED_KEYS, the `hydra` node and ADDED_KEYS at their
+    earlier value: what a run's results depend on."""
     data = OmegaConf.to_container(cfg, resolve=True) if isinstance(cfg, DictConfig) else cfg
     assert isinstance(data, dict)
     data = json.loads(json.dumps(data, default=str))  # a deep copy; the caller's stays whole
-    for key in (*IGNORED_KEYS, "hydra"):
+    for key in (*IGNORED_KEYS, "hydra", *ADDED_KEYS):
         *parents, leaf = key.split(".")
         node = data
         for parent in parents:
             node = node.get(parent) if isinstance(node, dict) else None
-        if isinstance(node, dict):
+        if isinstance(node, dict) and (key not in ADDED_KEYS or node.get(leaf) == ADDED_KEYS[key]):
             node.pop(leaf, None)
     return data
 

@@ -65,6 +65,24 @@ def test_a_key_ignored_later_does_not_unfinish_a_run(tmp_path, cfg):
     assert finished_metrics(cfg, tmp_path) is None
 
 
+def test_a_key_added_later_at_its_old_value_does_not_unfinish_a_run(tmp_path, cfg):
+    """A run recorded before perception.detector and imitation.action_weights existed ran what
+    their defaults give today: it stays finished; a config that sets either otherwise does not
+    find it."""
+    trained = OmegaConf.to_container(cfg, resolve=True)
+    trained["perception"].pop("detector", None)
+    trained.get("imitation", {}).pop("action_weights", None)
+    run = {"status": "ok", "end": "then", "config_sha256": "0" * 64, "config": trained}
+    (tmp_path / "run.json").write_text(json.dumps(run))
+    (tmp_path / "metrics.json").write_text(json.dumps({"return_mean": 4.5}))
+    assert cfg.perception.detector == "model" and cfg.imitation.action_weights is None
+    assert finished_metrics(cfg, tmp_path) == {"return_mean": 4.5}
+    for key, value in (("perception.detector", "truth"), ("imitation.action_weights", [1, 4])):
+        other = cfg.copy()
+        OmegaConf.update(other, key, value)
+        assert finished_metrics(other, tmp_path) is None, key
+
+
 def test_an_unfinished_run_is_not_finished(tmp_path, cfg):
     finish(tmp_path / "failed", cfg, status="failed", metrics={"return_mean": 1.0})
     finish(tmp_path / "no_metrics", cfg)
