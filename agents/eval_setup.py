@@ -16,6 +16,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from agents.build import OBSERVATION_FILE, Perception, check_observation, observation_signature
 from agents.evaluation import DriverPolicy, EvalEnv, ModelPolicy, Policy
+from agents.finished import ADDED_KEYS
 from roadsight.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -70,8 +71,11 @@ def eval_config(cfg: DictConfig, camera: str = "bev") -> tuple[DictConfig, str]:
         for key, value in (scenario.get("env") or {}).items():
             base.env.config[key] = value
         base.device = cfg.device
-        if "perception" in base and "detector" not in base.perception:
-            base.perception.detector = "model"  # a run from before the key: what it ran
+        for key, value in ADDED_KEYS.items():  # a run from before the key: what it ran with
+            parent, _, leaf = key.rpartition(".")
+            node = OmegaConf.select(base, parent)
+            if OmegaConf.is_dict(node) and leaf not in node:
+                node[leaf] = value
     apply_run_overrides(base, cfg.get("run_overrides") or {}, cfg.get("run") or "the eval")
     return base, camera
 

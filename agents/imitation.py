@@ -166,7 +166,7 @@ def dagger(model: BaseAlgorithm, venv: VecEnv, options: DaggerOptions, seed: int
     the statistics of the last round (teacher agreement of the student, episodes, crashes).
     `state`: where each finished round is saved, and resumed from when the file exists;
     `reseed(steps)` is called with the steps already collected before a resumed round;
-    `tb_log`: each round's `imitation/*` scalars (ROUND_SCALARS) go to TB_LOG/imitation, at the
+    `tb_log`: each round's `imitation/*` scalars (round_scalars) go to TB_LOG/imitation, at the
     env steps collected so far (the imitation's learning curve)."""
     import torch as th
 
