@@ -28,6 +28,7 @@ from stable_baselines3.common.vec_env import (
     VecTransposeImage,
 )
 
+from agents.finished import ADDED_KEYS
 from agents.perceive import (
     DetectionSource,
     DetectorSource,
@@ -179,7 +180,7 @@ def detector_choice(cfg: DictConfig) -> str:
     boxes of what the camera sees: a perfect detector, for `observation=objects` only, whose
     policy then differs from kinematics by back-projection, tracking and nothing else). A run
     made before the key existed ran the model."""
-    choice = str(cfg.perception.get("detector", "model"))
+    choice = str(cfg.perception.get("detector", ADDED_KEYS["perception.detector"]))
     if choice not in DETECTORS:
         raise ConfigError(f"perception.detector={choice!r}; choose from {', '.join(DETECTORS)}")
     if choice == "truth" and cfg.observation.name != "objects":
