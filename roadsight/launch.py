@@ -4,13 +4,15 @@ Before a multirun starts (main process) it reports a launcher setting left at `?
 partition) as one line, and names the job directories from their overrides for every command
 (a primary config's own `hydra:` section would otherwise win over a launcher config). In each
 job's process (a joblib worker, a submitit or SLURM task) it gives torch and the BLAS libraries
-the job's share of the cores, so parallel jobs do not oversubscribe them.
+the job's share of the cores, so parallel jobs do not oversubscribe them, and lets a joblib
+worker start processes of its own (a job's SubprocVecEnv workers).
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
+import multiprocessing
 import os
 import sys
 import warnings
@@ -131,3 +133,8 @@ class SweepJobs(Callback):
         if "cv2" in sys.modules:
             sys.modules["cv2"].setNumThreads(n)
         log.debug("job threads: %d", n)
+        if multiprocessing.get_start_method(allow_none=True) == "loky":
+            # a joblib worker runs with loky's start method as the default, and a process it
+            # starts (forkserver, spawn) sets that method again before it runs, where loky is
+            # not imported: "cannot find context for 'loky'" (a train job with n_envs > 1)
+            multiprocessing.set_start_method(None, force=True)

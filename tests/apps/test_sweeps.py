@@ -213,6 +213,27 @@ def test_job_threads_share_the_cores(monkeypatch):
         torch.set_num_threads(before)
 
 
+def _job_starting_a_process() -> int:
+    """In a joblib worker: the job's start hook, then a process as SubprocVecEnv starts one
+    (forkserver); its exit code."""
+    import multiprocessing
+
+    SweepJobs(parallel_jobs=2).on_job_start(config=None)
+    worker = multiprocessing.get_context("forkserver").Process(target=os.getpid)
+    worker.start()
+    worker.join(timeout=60)
+    return worker.exitcode
+
+
+def test_a_joblib_job_can_start_processes():
+    # joblib's loky workers leave their start method as the default; a process started from
+    # one failed with "cannot find context for 'loky'" (train -m ... n_envs=2 under joblib)
+    from joblib import Parallel, delayed
+
+    assert Parallel(n_jobs=2, backend="loky")(
+        delayed(_job_starting_a_process)() for _ in range(2)) == [0, 0]
+
+
 def test_job_dir_names_are_short_unique_and_flat():
     assert job_dir_name(3, "agent=dqn,seed=1") == "3_agent=dqn,seed=1"
     assert job_dir_name(0, "agent.learning_rate=0.00012520653814999459") == (
