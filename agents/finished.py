@@ -26,7 +26,8 @@ IGNORED_KEYS = ("device", "threads", "progress_bar", "resume", "checkpoint_freq"
                 "skip_finished")
 # keys added after runs were kept, with the value those runs ran with: at that value a key
 # counts as absent, so a finished run from before it stays finished
-ADDED_KEYS = {"perception.detector": "model", "imitation.action_weights": None}
+ADDED_KEYS = {"perception.detector": "model", "imitation.action_weights": None,
+              "driver.overtake_gain": None}
 RESUME_CHOICES = "true, false, auto"
 
 

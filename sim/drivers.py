@@ -30,11 +30,20 @@ class IDMDriver:
     move the ego's target speed toward it. Behind a static obstacle it changes lane when the
     neighbouring lane is clear ahead and the car behind there would not have to brake harder
     than MOBIL allows (highway-env's LANE_CHANGE_MAX_BRAKING_IMPOSED).
+
+    With `overtake_gain` set it also passes slower traffic, as MOBIL's incentive criterion: it
+    changes to a side lane when its IDM acceleration there would beat the one in its own lane
+    by at least `overtake_gain` m/s^2, under the same safety check. The default (None) is the
+    baseline driver that changes lane only around static obstacles.
     """
 
-    def __init__(self, lane_change_distance: float = 25.0, horizon: float = 1.0):
+    CLEAR_AHEAD = 15.0  # [m] centre to centre to the car ahead in the lane changed to
+
+    def __init__(self, lane_change_distance: float = 25.0, horizon: float = 1.0,
+                 overtake_gain: float | None = None):
         self.lane_change_distance = lane_change_distance  # [m]
         self.horizon = horizon  # [s] the speed wanted is the IDM speed this far ahead
+        self.overtake_gain = overtake_gain  # [m/s^2] None: no lane change to pass traffic
 
     def reset(self, env, seed: int | None = None) -> None:
         base = env.unwrapped
@@ -53,12 +62,11 @@ class IDMDriver:
             lane_change = self._free_side_lane(base)
             if lane_change is not None:
                 return lane_change
-        model = self._model
-        v0 = ego.lane.speed_limit or 30.0
-        acc = model.COMFORT_ACC_MAX * (1 - (max(ego.speed, 0) / v0) ** model.DELTA)
-        if front is not None:
-            gap = max(ego.lane_distance_to(front), 0.1)  # centre to centre, as highway-env's IDM
-            acc -= model.COMFORT_ACC_MAX * (model.desired_gap(ego, front) / gap) ** 2
+        acc = self._idm_acceleration(ego, front)
+        if self.overtake_gain is not None and ego.target_lane_index == ego.lane_index:
+            lane_change = self._passing_lane(base, acc)
+            if lane_change is not None:
+                return lane_change
         wanted = ego.speed + acc * self.horizon
         speeds = ego.target_speeds
         if acc > 0:  # the first target speed at or above the wanted one: never stall at 0
@@ -74,6 +82,44 @@ class IDMDriver:
             return SLOWER
         return IDLE
 
+    def _idm_acceleration(self, ego, front) -> float:
+        """IDM's acceleration toward the lane's speed limit behind `front` (None: free road)."""
+        model = self._model
+        v0 = ego.lane.speed_limit or 30.0
+        acc = model.COMFORT_ACC_MAX * (1 - (max(ego.speed, 0) / v0) ** model.DELTA)
+        if front is not None:
+            gap = max(ego.lane_distance_to(front), 0.1)  # centre to centre, as highway-env's IDM
+            acc -= model.COMFORT_ACC_MAX * (model.desired_gap(ego, front) / gap) ** 2
+        return acc
+
+    def _passing_lane(self, base, acc: float) -> int | None:
+        """The side lane (LANE_LEFT, LANE_RIGHT) with room whose IDM acceleration beats `acc`,
+        the own lane's, by the most and by at least overtake_gain."""
+        best, best_gain = None, self.overtake_gain
+        for action, front in self._lanes_with_room(base):
+            gain = self._idm_acceleration(base.vehicle, front) - acc
+            if gain >= best_gain:
+                best, best_gain = action, gain
+        return best
+
+    def _lanes_with_room(self, base):
+        """(action, the car ahead there) for each side lane a change to leaves room in: nothing
+        within CLEAR_AHEAD ahead, and room for the car behind (_safe_for)."""
+        ego, road = base.vehicle, base.road
+        for action, target in self._side_lanes(base):
+            front, rear = road.neighbour_vehicles(ego, target)
+            clear_front = front is None or ego.lane_distance_to(front) > self.CLEAR_AHEAD
+            if clear_front and self._safe_for(rear, ego):
+                yield action, front
+
+    def _side_lanes(self, base):
+        """(action, lane index) of the lanes left and right of the ego's that exist."""
+        ego, road = base.vehicle, base.road
+        _from, _to, i = ego.lane_index
+        for action, side in ((LANE_LEFT, -1), (LANE_RIGHT, 1)):
+            if 0 <= i + side < len(road.network.graph[_from][_to]):
+                yield action, (_from, _to, i + side)
+
     def _blocked(self, base, front) -> bool:
         ego = base.vehicle
         return (
@@ -82,17 +128,7 @@ class IDMDriver:
         )
 
     def _free_side_lane(self, base) -> int | None:
-        ego, road = base.vehicle, base.road
-        for action, lane_index in ((LANE_LEFT, -1), (LANE_RIGHT, 1)):
-            _from, _to, i = ego.lane_index
-            target = (_from, _to, i + lane_index)
-            if not 0 <= target[2] < len(road.network.graph[_from][_to]):
-                continue
-            front, rear = road.neighbour_vehicles(ego, target)
-            clear_front = front is None or ego.lane_distance_to(front) > 15
-            if clear_front and self._safe_for(rear, ego):
-                return action
-        return None
+        return next((action for action, _ in self._lanes_with_room(base)), None)
 
     def _safe_for(self, rear, ego) -> bool:
         """Would a lane change in front of `rear` leave it room: at least 12 m centre to centre,

@@ -83,6 +83,21 @@ def test_a_key_added_later_at_its_old_value_does_not_unfinish_a_run(tmp_path, cf
         assert finished_metrics(other, tmp_path) is None, key
 
 
+def test_a_driver_evaluation_from_before_overtake_gain_stays_finished(tmp_path):
+    """An IDM driver evaluation recorded before driver.overtake_gain existed drove as its
+    default (null) does; the overtaking driver is another config."""
+    evaluated = compose_app("eval", ["driver=idm", "skip_finished=true"])
+    recorded = OmegaConf.to_container(evaluated, resolve=True)
+    recorded["driver"].pop("overtake_gain")
+    run = {"status": "ok", "end": "then", "config_sha256": "0" * 64, "config": recorded}
+    (tmp_path / "run.json").write_text(json.dumps(run))
+    (tmp_path / "metrics.json").write_text(json.dumps({"return_mean": 11.0}))
+    assert finished_metrics(evaluated, tmp_path, "return_mean") == {"return_mean": 11.0}
+    passing = evaluated.copy()
+    passing.driver.overtake_gain = 0.2
+    assert finished_metrics(passing, tmp_path, "return_mean") is None
+
+
 def test_an_unfinished_run_is_not_finished(tmp_path, cfg):
     finish(tmp_path / "failed", cfg, status="failed", metrics={"return_mean": 1.0})
     finish(tmp_path / "no_metrics", cfg)

@@ -8,7 +8,7 @@ import pytest
 from highway_env.vehicle.kinematics import Vehicle
 
 from sim.appearance import obstacle_style, pedestrian_style, vehicle_style
-from sim.drivers import FASTER, IDLE, LANE_RIGHT, IDMDriver
+from sim.drivers import FASTER, IDLE, LANE_RIGHT, SLOWER, IDMDriver
 from sim.fault import Body, at_fault
 from sim.objects import CrossingPlan, Pedestrian, StaticObstacle
 from sim.vehicles import ObstacleAwareIDMVehicle
@@ -198,3 +198,29 @@ def test_idm_driver_does_not_cut_in_front_of_a_fast_car(make_urban):
             break
     assert not ego.crashed
     assert car.position[0] > ego.position[0]  # it let the car pass first
+
+
+def test_overtaking_idm_driver_passes_a_slow_car_when_the_next_lane_is_free(make_urban):
+    env, base, ego = _street(make_urban, speed=11.0)
+    slow = _idm_car(base, 55.0, 3.0)  # 25 m ahead at 3 m/s; lane 1 empty
+    baseline, passing = IDMDriver(), IDMDriver(overtake_gain=0.2)
+    for driver in (baseline, passing):
+        driver.reset(env)
+    assert baseline.act(env) == SLOWER  # the stock driver queues behind it
+    assert passing.act(env) == LANE_RIGHT
+    for _ in range(10):
+        env.step(passing.act(env))
+    assert ego.lane_index[2] == 1 and ego.position[0] > slow.position[0] and not ego.crashed
+
+
+@pytest.mark.parametrize("blocker", ["behind", "ahead"])
+def test_overtaking_idm_driver_stays_when_the_next_lane_is_no_better_or_unsafe(make_urban, blocker):
+    env, base, ego = _street(make_urban, speed=11.0)
+    _idm_car(base, 55.0, 3.0)
+    if blocker == "behind":  # 8 m behind in lane 1 at 13 m/s: a change would cut it off
+        _idm_car(base, 22.0, 13.0, lane=1)
+    else:  # as slow a car in lane 1, a metre nearer: nothing to gain
+        _idm_car(base, 54.0, 3.0, lane=1)
+    driver = IDMDriver(overtake_gain=0.2)
+    driver.reset(env)
+    assert driver.act(env) == SLOWER
