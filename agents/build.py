@@ -9,13 +9,14 @@ from __future__ import annotations
 import dataclasses
 import functools
 import hashlib
+import inspect
 import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
 
 import gymnasium as gym
-from hydra.utils import instantiate
+from hydra.utils import get_class, instantiate
 from omegaconf import DictConfig, OmegaConf
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.monitor import Monitor
@@ -59,7 +60,13 @@ def teacher_config(cfg: DictConfig) -> dict | None:
         return None
     if name not in TEACHERS:
         raise ConfigError(f"imitation.teacher={name!r}; choose from null, {', '.join(TEACHERS)}")
-    return {"_target_": TEACHERS[name], **OmegaConf.to_container(imitation.teacher_kwargs)}
+    kwargs = OmegaConf.to_container(imitation.teacher_kwargs)
+    known = list(inspect.signature(get_class(TEACHERS[name])).parameters)
+    for key in kwargs:  # checked here: in an env worker the error would come back garbled
+        if key not in known:
+            raise ConfigError(f"imitation.teacher_kwargs.{key}: no argument of {TEACHERS[name]}; "
+                              f"choose from {', '.join(known)}")
+    return {"_target_": TEACHERS[name], **kwargs}
 
 
 def worker_env(env_cfg: dict, camera_cfg: dict, stride: int, scene_range: float | None,

@@ -72,9 +72,22 @@ def test_dagger_teaches_the_student_the_teachers_actions():
     assert after >= 0.6 and after > before + 0.2, (before, after)
 
 
+def test_the_teachers_arguments_reach_the_teacher():
+    from hydra.utils import instantiate
+
+    teacher = instantiate(teacher_config(config(
+        "imitation.teacher=idm", "+imitation.teacher_kwargs.overtake_gain=0.2")))
+    assert isinstance(teacher, IDMDriver) and teacher.overtake_gain == 0.2
+    assert instantiate(teacher_config(config("imitation.teacher=idm"))).overtake_gain is None
+
+
 def test_bad_imitation_settings_name_the_key(tmp_path):
     with pytest.raises(ConfigError, match=r"imitation.teacher='human'; choose from null, idm"):
         teacher_config(config("imitation.teacher=human"))
+    with pytest.raises(ConfigError, match=r"imitation.teacher_kwargs.overtake: no argument of "
+                       r"sim.drivers.IDMDriver; choose from lane_change_distance, horizon, "
+                       r"overtake_gain"):
+        teacher_config(config("imitation.teacher=idm", "+imitation.teacher_kwargs.overtake=1"))
     with pytest.raises(ConfigError, match=r"imitation.steps=0"):
         DaggerOptions(steps=0)
     with pytest.raises(ConfigError, match=r"imitation.beta=1.5"):
