@@ -43,6 +43,9 @@ class IDMDriver:
                  overtake_gain: float | None = None):
         self.lane_change_distance = lane_change_distance  # [m]
         self.horizon = horizon  # [s] the speed wanted is the IDM speed this far ahead
+        if overtake_gain is not None and not overtake_gain >= 0:
+            raise ConfigError(f"overtake_gain={overtake_gain}: the acceleration gain [m/s^2] a "
+                              "lane change to pass must bring, >= 0 (MOBIL's is 0.2), or null")
         self.overtake_gain = overtake_gain  # [m/s^2] None: no lane change to pass traffic
 
     def reset(self, env, seed: int | None = None) -> None:

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 from highway_env.vehicle.kinematics import Vehicle
 
+from roadsight.errors import ConfigError
 from sim.appearance import obstacle_style, pedestrian_style, vehicle_style
 from sim.drivers import FASTER, IDLE, LANE_RIGHT, SLOWER, IDMDriver
 from sim.fault import Body, at_fault
@@ -224,3 +225,8 @@ def test_overtaking_idm_driver_stays_when_the_next_lane_is_no_better_or_unsafe(m
     driver = IDMDriver(overtake_gain=0.2)
     driver.reset(env)
     assert driver.act(env) == SLOWER
+
+
+def test_a_negative_overtake_gain_is_refused():
+    with pytest.raises(ConfigError, match=r"overtake_gain=-0.5: .* >= 0 \(MOBIL's is 0.2\)"):
+        IDMDriver(overtake_gain=-0.5)
