@@ -40,7 +40,7 @@ from agents.perceive import (
 from agents.seeding import EpisodeSeeds
 from perception.decode import DecodeOptions
 from perception.tiles import TiledDetector
-from roadsight.errors import ConfigError
+from roadsight.errors import ConfigError, not_a_setting, settings_of
 
 log = logging.getLogger(__name__)
 OBSERVATIONS = ("kinematics", "objects", "embedding", "pixels", "native")
@@ -61,11 +61,12 @@ def teacher_config(cfg: DictConfig) -> dict | None:
     if name not in TEACHERS:
         raise ConfigError(f"imitation.teacher={name!r}; choose from null, {', '.join(TEACHERS)}")
     kwargs = OmegaConf.to_container(imitation.teacher_kwargs)
-    known = list(inspect.signature(get_class(TEACHERS[name])).parameters)
-    for key in kwargs:  # checked here: in an env worker the error would come back garbled
-        if key not in known:
-            raise ConfigError(f"imitation.teacher_kwargs.{key}: no argument of {TEACHERS[name]}; "
-                              f"choose from {', '.join(known)}")
+    # checked here, as instantiate's own error would be (roadsight.errors): the teacher is
+    # made in the env workers, whence a SubprocVecEnv's error comes back garbled
+    settings = settings_of(inspect.signature(get_class(TEACHERS[name])).parameters)
+    for key in kwargs:
+        if key not in settings:
+            raise not_a_setting(f"imitation.teacher_kwargs.{key}", TEACHERS[name], settings)
     return {"_target_": TEACHERS[name], **kwargs}
 
 

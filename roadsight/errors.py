@@ -52,7 +52,15 @@ def unknown_setting(wrapper: str, type_error: str) -> ConfigError | None:
         return None
     node = re.search(r"full_key: (\S+)", wrapper)
     full_key = f"{node.group(1)}.{key.group(1)}" if node else key.group(1)
-    settings = [name for name, p in params.items()
-                if name != "self" and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
-    return ConfigError(f"{full_key}: not a setting of {target.group(1)}; choose from "
-                       f"{', '.join(settings)}")
+    return not_a_setting(full_key, target.group(1), settings_of(params))
+
+
+def settings_of(params) -> list[str]:
+    """The keyword settings among a signature's `params` (all but self, *args, **kwargs)."""
+    return [name for name, p in params.items()
+            if name != "self" and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
+
+
+def not_a_setting(full_key: str, target: str, settings: list[str]) -> ConfigError:
+    """"KEY: not a setting of TARGET; choose from ...": a config key its target does not take."""
+    return ConfigError(f"{full_key}: not a setting of {target}; choose from {', '.join(settings)}")

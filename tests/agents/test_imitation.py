@@ -84,7 +84,7 @@ def test_the_teachers_arguments_reach_the_teacher():
 def test_bad_imitation_settings_name_the_key(tmp_path):
     with pytest.raises(ConfigError, match=r"imitation.teacher='human'; choose from null, idm"):
         teacher_config(config("imitation.teacher=human"))
-    with pytest.raises(ConfigError, match=r"imitation.teacher_kwargs.overtake: no argument of "
+    with pytest.raises(ConfigError, match=r"imitation.teacher_kwargs.overtake: not a setting of "
                        r"sim.drivers.IDMDriver; choose from lane_change_distance, horizon, "
                        r"overtake_gain"):
         teacher_config(config("imitation.teacher=idm", "+imitation.teacher_kwargs.overtake=1"))
