@@ -27,7 +27,8 @@ IGNORED_KEYS = ("device", "threads", "progress_bar", "resume", "checkpoint_freq"
 # keys added after runs were kept, with the value those runs ran with: at that value a key
 # counts as absent, so a finished run from before it stays finished
 ADDED_KEYS = {"perception.detector": "model", "imitation.action_weights": None,
-              "driver.overtake_gain": None}
+              "driver.overtake_gain": None, "shield.stopping_gap": False, "shield.lead_dec": 6.0,
+              "shield.cut_in_braking": None}
 RESUME_CHOICES = "true, false, auto"
 
 

@@ -59,6 +59,21 @@ measured no better, so the default keeps it on).
 A car already swerving is in the path when its lateral motion over `vehicle_horizon` reaches
 the corridor (held-out seed 10123: a car overtaking a truck turned into the ego's lane 12 m
 ahead of it, its centre still outside the corridor while the ego asked for FASTER).
+Two options make the shield cheaper, measured in README "A cheaper shield" (IDM itself lost a
+third of its return behind the rules above, stopped for cars that could not cut in and kept
+IDM's 1.5 s time gap by SLOWER):
+- `stopping_gap`: a VEHICLE in the path trips the gap rule only if it is also nearer than the
+  stopping gap (Shalev-Shwartz et al., "On a Formal Model of Safe and Scalable Self-driving
+  Cars", 2017, RSS's safe longitudinal distance with the meta-actions' braking): after the
+  action, one SLOWER per decision would not stop the ego min_gap short of where the car stops
+  braking at `lead_dec` from now. Creeping up to a standing queue or following closer than
+  1.5 s passes while braking can still stop the ego. Pedestrians and obstacles keep IDM's gap
+  (measured: the perceived policies hit them when they did not).
+- `cut_in_braking`: a car counts as cutting in only where highway-env's MOBIL would let it in
+  front of the ego: the braking it would impose on the ego (IDM's acceleration behind it, the
+  ego's speed against its target) is no harder than this (MOBIL's
+  LANE_CHANGE_MAX_BRAKING_IMPOSED, 2 m/s^2). A car queued beside the ego never cuts in
+  (urban_crossing eval seed 10003: IDM waited 30 decisions beside one).
 Ego frame: x forward, y left; LANE_LEFT is the lane at +lane_width.
 """
 
@@ -126,24 +141,36 @@ class GapShield:
     queued_cut_ins: bool = True  # a standing car behind a standing car counts as cutting in
     least_change: bool = False  # a FASTER that would close the gap becomes IDLE when IDLE
     #                             keeps it, not SLOWER (measured: conf/shield/gap.yaml)
+    cut_in_braking: float | None = None  # [m/s^2] a car counts as cutting in only where MOBIL
+    #                                      would let it: the braking it imposed on the ego
+    #                                      (braking_imposed) no harder than this (highway-env's
+    #                                      LANE_CHANGE_MAX_BRAKING_IMPOSED: 2); None: any
+    stopping_gap: bool = False  # the gap rule fires only where the ego, after the action,
+    #                             could not stop min_gap short of where the object can stop
+    #                             either (see too_close)
+    lead_dec: float = 6.0  # [m/s^2] the hardest an object ahead brakes (highway-env's
+    #                        IDMVehicle.ACC_MAX, which its and sim.vehicles' cars are clipped to)
 
     def __post_init__(self):
         for key in ("lane_width", "corridor", "min_gap", "time_gap", "comfort_acc",
                     "comfort_dec", "lane_change_front", "lane_change_rear", "lane_change_time",
-                    "standing_speed"):
+                    "standing_speed", "lead_dec"):
             if not getattr(self, key) > 0:
                 raise ConfigError(f"shield.{key}={getattr(self, key)!r}: need a value > 0")
         for key in ("decision_period", "speed_lag", "pedestrian_horizon", "vehicle_horizon"):
             if not getattr(self, key) >= 0:
                 raise ConfigError(f"shield.{key}={getattr(self, key)!r}: need a value >= 0")
+        if self.cut_in_braking is not None and not self.cut_in_braking >= 0:
+            raise ConfigError(f"shield.cut_in_braking={self.cut_in_braking!r}: need a value >= 0 "
+                              f"(highway-env's MOBIL: 2.0), or null")
         if not self.sight_range > 0:
             raise ConfigError(f"shield.sight_range={self.sight_range!r}: need a value > 0 (inf: "
                               f"no sight rule)")
 
-    def scene(self, obs: np.ndarray) -> tuple[float, np.ndarray, np.ndarray, np.ndarray]:
-        """One object list as ego speed and the present objects' (x, y), (vx, vy) in m, m/s
-        and classes; with `lane_frame`, x along the lane and y left of it (the ego frame turned
-        by the ego's heading to its lane), else the ego frame."""
+    def scene(self, obs: np.ndarray) -> tuple[float, np.ndarray, np.ndarray, np.ndarray, float]:
+        """One object list as ego speed, the present objects' (x, y), (vx, vy) in m, m/s and
+        classes, and the ego's target speed; with `lane_frame`, x along the lane and y left of
+        it (the ego frame turned by the ego's heading to its lane), else the ego frame."""
         ps, vs = self.layout.position_scale, self.layout.velocity_scale
         speed = float(np.hypot(obs[0, VX], obs[0, VY]) * vs)
         rows = obs[1:][obs[1:, PRESENCE] > 0]
@@ -153,7 +180,7 @@ class GapShield:
             h = float(np.arctan2(obs[0, VY], obs[0, VX]))
             rot = np.array([[np.cos(h), np.sin(h)], [-np.sin(h), np.cos(h)]])  # R(h)^T
             xy, vxy = xy @ rot, vxy @ rot
-        return speed, xy, vxy, cls
+        return speed, xy, vxy, cls, float(obs[0, TARGET_SPEED] * vs)
 
     def braking_gap(self, speed: np.ndarray | float, closing: np.ndarray) -> np.ndarray:
         """IDM's braking term v dv / (2 sqrt(ab)) [m] of a follower at `speed` closing at
@@ -250,7 +277,7 @@ class GapShield:
         """(M,) bool: vehicles in a next lane (not in the ego's path) with an obstacle or a
         standing car ahead in their own lane nearer than their IDM gap one decision ahead (see
         the module docstring); all False with `cut_ins` off."""
-        _, xy, vxy, cls = scene
+        _, xy, vxy, cls, _ = scene
         cutting = np.zeros(len(xy), bool)
         if not self.cut_ins:
             return cutting
@@ -268,12 +295,24 @@ class GapShield:
             own_lane = np.abs(xy[:, 1] - xy[i, 1]) < self.corridor
             ahead = (xy[:, 0] > xy[i, 0]) & own_lane & round_what
             cutting[i] = bool((ahead & (gap < self.desired_gap(speed, closing))).any())
+        if self.cut_in_braking is not None:
+            cutting &= self.braking_imposed(scene) <= self.cut_in_braking
         return cutting
+
+    def braking_imposed(self, scene: tuple) -> np.ndarray:
+        """(M,) the braking [m/s^2, >0: braking] each object would impose on the ego were it
+        in the ego's lane now: IDM's acceleration of the ego behind it, as highway-env's
+        IDMVehicle.acceleration computes it for MOBIL's safety criterion (the ego's speed
+        against its target speed, IDM's desired gap to the object)."""
+        speed, xy, vxy, _, target = scene
+        free = self.comfort_acc * (1.0 - (max(speed, 0.0) / max(abs(target), 1e-2)) ** 4)
+        gap = np.maximum(xy[:, 0], 1e-2)
+        return -(free - self.comfort_acc * (self.desired_gap(speed, speed - vxy[:, 0]) / gap) ** 2)
 
     def path_ahead(self, scene: tuple, *, which: bool = False):
         """x [m] and vx [m/s] of every object ahead in the ego's path, cars about to cut into
         it included; `which`: also their indices into the scene."""
-        _, xy, vxy, cls = scene
+        _, xy, vxy, cls, _ = scene
         ahead = (xy[:, 0] > 0) & (self.in_path(xy, vxy, cls) | self.cutting_in(scene))
         if which:
             return xy[ahead, 0], vxy[ahead, 0], np.flatnonzero(ahead)
@@ -281,14 +320,39 @@ class GapShield:
 
     def too_close(self, scene: tuple, then: float | None = None) -> bool:
         """Anything ahead in the ego's path nearer than IDM's desired gap one decision ahead,
-        the ego then at speed `then` (None: its present speed)? (`scene`: see `scene`)"""
+        the ego then at speed `then` (None: its present speed)? (`scene`: see `scene`.) With
+        `stopping_gap`, a vehicle only if also nearer than the stopping gap (unsafe_to_stop)."""
         speed = scene[0]
-        x, vx = self.path_ahead(scene)
+        x, vx, index = self.path_ahead(scene, which=True)
         if len(x) == 0:
             return False
+        cls = scene[3][index]
         then = speed if then is None else then
-        x = x + (vx - 0.5 * (speed + then)) * self.decision_period
-        return bool((x < self.desired_gap(then, then - vx)).any())
+        near = x + (vx - 0.5 * (speed + then)) * self.decision_period < \
+            self.desired_gap(then, then - vx)
+        if self.stopping_gap and self.decision_period > 0:
+            near &= self.unsafe_to_stop(speed, then, x, vx) | (cls != VEHICLE)
+        return bool(near.any())
+
+    def unsafe_to_stop(self, speed: float, target: float, x: np.ndarray,
+                       vx: np.ndarray) -> np.ndarray:
+        """(M,) bool: would the ego, heading from `speed` for the target speed `target` over one
+        decision and braking one SLOWER per decision after it (braking_distance), stop less
+        than min_gap short of where objects at x, vx stop when they brake at lead_dec from now
+        (Shalev-Shwartz et al.'s RSS safe distance, with the meta-actions' braking)? Unlike
+        IDM's desired gap, no time headway: creeping up to a standing queue, or following a
+        car closer than 1.5 s, passes while braking can still stop the ego behind it. The ego's
+        speed follows the target as highway-env's does (speed_lag)."""
+        period, lag = self.decision_period, self.speed_lag
+        if lag > 0:
+            decay = np.exp(-period / lag)
+            v1 = target + (speed - target) * decay
+            covered = target * period + (speed - target) * lag * (1.0 - decay)
+        else:
+            v1, covered = target, 0.5 * (speed + target) * period
+        ego_stop = covered + self.braking_distance(v1, 0.0)
+        object_stop = x + np.maximum(vx, 0.0) ** 2 / (2.0 * self.lead_dec)
+        return object_stop - ego_stop < self.min_gap
 
     def late_to_leave(self, scene: tuple) -> bool:
         """Would the ego reach something ahead in its path before it was out of its lane, i.e.
@@ -317,7 +381,7 @@ class GapShield:
 
     def lane_occupied(self, scene: tuple, side: int) -> bool:
         """Anything in the lane on `side` (+1 left, -1 right) within the lane-change gap?"""
-        speed, xy, vxy, cls = scene
+        speed, xy, vxy, cls, _ = scene
         lane = self.in_path(xy, vxy, cls, side * self.lane_width)
         ahead = xy[:, 0] < self.lane_change_front + self.braking_gap(speed, speed - vxy[:, 0])
         behind = -xy[:, 0] < self.lane_change_rear + self.braking_gap(vxy[:, 0],

@@ -130,3 +130,23 @@ def test_a_shield_is_part_of_the_config(tmp_path, cfg):
     finish(tmp_path, cfg, metrics={"return_mean": 4.5})
     shielded = compose_app("train", ["seed=3", "shield=gap"])
     assert finished_metrics(shielded, tmp_path) is None
+
+
+def test_a_shielded_evaluation_from_before_the_stopping_gap_stays_finished(tmp_path):
+    """An evaluation behind shield=gap recorded before stopping_gap, lead_dec and
+    cut_in_braking existed ran as their defaults do; shield=gap_rss is another run, the same
+    as shield=gap with its three settings."""
+    evaluated = compose_app("eval", ["driver=idm", "shield=gap", "skip_finished=true"])
+    recorded = OmegaConf.to_container(evaluated, resolve=True)
+    for key in ("stopping_gap", "lead_dec", "cut_in_braking"):
+        recorded["shield"].pop(key)
+    run = {"status": "ok", "end": "then", "config_sha256": "0" * 64, "config": recorded}
+    (tmp_path / "run.json").write_text(json.dumps(run))
+    (tmp_path / "metrics.json").write_text(json.dumps({"return_mean": 7.2}))
+    assert finished_metrics(evaluated, tmp_path, "return_mean") == {"return_mean": 7.2}
+    rss = compose_app("eval", ["driver=idm", "shield=gap_rss", "skip_finished=true"])
+    assert finished_metrics(rss, tmp_path, "return_mean") is None
+    by_hand = compose_app("eval", ["driver=idm", "shield=gap", "skip_finished=true",
+                                   "shield.stopping_gap=true", "shield.cut_in_braking=2.0",
+                                   "shield.least_change=true"])
+    assert config_digest(rss) == config_digest(by_hand)

@@ -295,6 +295,86 @@ def test_a_queued_car_waits_and_only_an_obstacle_pulls_a_standing_car_out():
     assert replace(shield, queued_cut_ins=True)(scene(0.0, queued, before), FASTER) == SLOWER
 
 
+URBAN = dict(lane_width=3.5, decision_period=0.5, target_speeds=(0.0, 4.0, 8.0, 11.0, 14.0),
+             speed_lag=0.6)
+
+
+def test_with_the_stopping_gap_the_ego_creeps_up_to_a_queue_as_far_as_braking_reaches():
+    # urban_crossing, the ego standing behind a standing car: FASTER (target 4) covers 0.64 m
+    # in the decision, reaching 2.26 m/s, from which one SLOWER stops it in 1.36 m: 2.0 m in
+    # all, so a car 12.5 m ahead leaves 10.5 m >= min_gap; IDM's gap at 4 m/s is 18.1 m
+    idm = GapShield(LAYOUT, **URBAN)
+    stopping = replace(idm, stopping_gap=True)
+    queue = scene(0.0, ("vehicle", 12.5, 0.0, 0.0, 0.0), target=0.0)
+    assert idm(queue, FASTER) == SLOWER
+    assert stopping(queue, FASTER) == FASTER
+    assert stopping.unsafe_to_stop(0.0, 4.0, np.array([12.5, 11.5]), np.zeros(2)).tolist() == \
+        [False, True]
+    # pedestrians and obstacles keep IDM's gap (measured: README "A cheaper shield")
+    for what in ("obstacle", "pedestrian"):
+        assert stopping(scene(0.0, (what, 12.5, 0.0, 0.0, 0.0), target=0.0), FASTER) == SLOWER
+
+
+def test_the_stopping_gap_counts_the_lead_braking_as_hard_as_it_can():
+    # the ego at 8 m/s behind a car at 8 m/s 20 m ahead: inside IDM's 22 m. IDLE: 4 m in the
+    # decision + 8.8 m of braking from 8 m/s (with the lag) = 12.8 m, and the car braking at
+    # 6 m/s^2 stops 20 + 5.3 m ahead: 12.5 m >= min_gap. FASTER: 4.5 m + 13.8 m from 9.7 m/s
+    # leaves 7.0 m. A lead that stopped at 12 m/s^2 would leave IDLE 9.9 m
+    stopping = GapShield(LAYOUT, stopping_gap=True, **URBAN)
+    follow = scene(8.0, ("vehicle", 20.0, 0.0, 8.0, 0.0), target=8.0)
+    assert replace(stopping, stopping_gap=False)(follow, IDLE) == SLOWER
+    assert stopping(follow, IDLE) == IDLE
+    assert stopping.braking_distance(8.0, 0.0) == pytest.approx(8.8)
+    assert stopping(follow, FASTER) == SLOWER
+    assert replace(stopping, lead_dec=12.0)(follow, IDLE) == SLOWER
+    # a standing obstacle at 8 m/s: IDM's gap and braking agree
+    assert stopping(scene(8.0, ("obstacle", 20.0, 0.0, 0.0, 0.0), target=8.0), IDLE) == SLOWER
+    # no more cautious than IDM's gap: the gap rule needs both tests to fire. At 14 m/s behind
+    # a car at 14 m/s 31.5 m ahead: braking (7 + 31.4 m) needs 32.1 m, IDM's gap 31 m
+    top = scene(14.0, ("vehicle", 31.5, 0.0, 14.0, 0.0), target=14.0)
+    assert stopping.unsafe_to_stop(14.0, 14.0, np.array([31.5]), np.array([14.0])).tolist() == \
+        [True]
+    assert stopping(top, IDLE) == IDLE
+
+
+def test_with_cut_in_braking_a_car_counts_as_cutting_in_only_where_mobil_would_let_it():
+    # urban_crossing eval seed 10003: the ego stood for 30 decisions beside a car queued in the
+    # next lane 6-7 m ahead, which highway-env's MOBIL never sends in front of a car that would
+    # have to brake at 2 m/s^2 or more for it (here: 3 - 3 (10 / 7)^2 = -3.1 m/s^2)
+    shield = GapShield(LAYOUT, cut_ins=True, **URBAN)
+    mobil = replace(shield, cut_in_braking=2.0)
+    beside = scene(0.0, ("vehicle", 7.0, -3.5, 0.0, 0.0), ("vehicle", 14.0, -3.5, 0.0, 0.0),
+                   target=0.0)
+    assert shield.decide(beside, FASTER) == (SLOWER, "gap_cut_in")
+    assert mobil(beside, FASTER) == FASTER
+    assert mobil.braking_imposed(mobil.scene(beside))[0] == pytest.approx(3 * (10 / 7) ** 2 - 3)
+    # one 20 m ahead at 5 m/s coming up on an obstacle: the ego at 7 m/s heading for 11 would
+    # brake at 2.5 (1 - (7 / 11)^4) - 3 (22.3 / 20)^2 = -1.2 m/s^2 for it, so MOBIL lets it in;
+    # the ego holding 7 m/s would brake at 3.7 m/s^2: MOBIL keeps it out
+    car, stopped = ("vehicle", 20.0, -3.5, 5.0, 0.0), ("obstacle", 32.0, -3.5, 0.0, 0.0)
+    assert mobil.decide(scene(7.0, car, stopped, target=11.0), IDLE) == (SLOWER, "gap_cut_in")
+    assert mobil(scene(7.0, car, stopped, target=7.0), IDLE) == IDLE
+
+
+def test_braking_imposed_is_highway_envs_idm_acceleration_of_the_ego_behind_the_car():
+    from highway_env.road.road import Road, RoadNetwork
+    from highway_env.vehicle.behavior import IDMVehicle
+    from highway_env.vehicle.controller import MDPVehicle
+
+    road = Road(RoadNetwork.straight_road_network(2, length=1000.0, speed_limit=30.0),
+                np_random=np.random.default_rng(0))
+    lane = road.network.get_lane(("0", "1", 0))
+    for speed, target, gap, car_speed in ((8.0, 11.0, 25.0, 5.0), (0.0, 0.0, 9.0, 0.0),
+                                          (11.0, 8.0, 30.0, 12.0)):
+        ego = MDPVehicle(road, lane.position(100.0, 0.0), speed=speed,
+                         target_speeds=np.array([0.0, 4.0, 8.0, 11.0, 14.0]))
+        ego.target_speed = target
+        car = IDMVehicle(road, lane.position(100.0 + gap, 0.0), speed=car_speed)
+        obs = scene(speed, ("vehicle", gap, 0.0, car_speed, 0.0), target=target)
+        imposed = GapShield(LAYOUT, **URBAN).braking_imposed(GapShield(LAYOUT).scene(obs))
+        assert -imposed[0] == pytest.approx(car.acceleration(ego, car), abs=1e-3)
+
+
 def test_decide_names_the_rule_that_changed_the_action():
     layout = ObjectListLayout(max_range=100.0)
     obstacle = scene(8.0, ("obstacle", 20.0, 0.5, 0.0, 0.0))
@@ -416,6 +496,7 @@ def test_the_shield_takes_the_envs_decision_period_and_speeds():
     shield = build_shield(shield_cfg, run)
     assert shield.cut_ins is True and shield.lane_frame is True and shield.speed_lag == 0.6
     assert shield.vehicle_horizon == 1.0 and shield.queued_cut_ins is True
+    assert shield.stopping_gap is False and shield.cut_in_braking is None  # as measured first
     assert shield.decision_period == 0.5 and shield.target_speeds == (0.0, 4.0, 8.0)
     assert shield.lane_width == 4.0 and shield.sight_range == 60.0  # max_range (no camera)
     run.env.config = {}  # highway-env's defaults: 1 Hz, [20, 25, 30]
@@ -451,7 +532,8 @@ def test_the_shielded_policy_counts_its_interventions_per_episode():
 
 @pytest.mark.parametrize("key", ["corridor", "min_gap", "lane_width", "lane_change_time",
                                  "decision_period", "sight_range", "speed_lag",
-                                 "standing_speed", "vehicle_horizon"])
+                                 "standing_speed", "vehicle_horizon", "lead_dec",
+                                 "cut_in_braking"])
 def test_bad_parameters_name_the_key(key):
     with pytest.raises(ConfigError, match=rf"shield\.{key}=-1.0: need a value >=? 0"):
         GapShield(LAYOUT, **{key: -1.0})
