@@ -239,9 +239,8 @@ class GapShield:
         """braking_distance as highway-env brakes (MDPVehicle, ControlledVehicle): each SLOWER
         sets the target one below the target speed NEAREST THE PRESENT SPEED (its
         speed_to_index, which takes the list as uniform), and the speed follows it as v' =
-        (target - v) / speed_lag; over t, v = T + (v0 - T) e^(-t/tau) covers (T - floor) t +
-        (v0 - T) tau (1 - e^(-t/tau)) relative to an object at `floor`. To a stop from 11, 20 and
-        25 m/s (urban_crossing's [0, 4, 8, 11, 14] at 2 Hz, highway_hazards' 0..30 by 5 at 1
+        (target - v) / speed_lag (_follow), relative to an object at `floor`. To a stop from 11,
+        20 and 25 m/s (urban_crossing's [0, 4, 8, 11, 14] at 2 Hz, highway_hazards' 0..30 by 5 at 1
         Hz): 18.6, 42.0 and 65.0 m, as highway-env's own (Euler-stepped) speed covers; from 14
         m/s 31.4 m against its 25.9 m, where the rounding to the nearest target falls the other
         way (12.30 against 12.21 m/s after one decision), i.e. on the safe side; each target
@@ -258,12 +257,19 @@ class GapShield:
                 return float(covered + (v - floor) * tau if target == floor else np.inf)
             else:
                 t = self.decision_period
-            decay = np.exp(-t / tau)
-            covered += (target - floor) * t + (v - target) * tau * (1.0 - decay)
-            v = target + (v - target) * decay
+            v, ground = self._follow(v, target, t)
+            covered += ground - floor * t
             if v <= floor + 1e-6:
                 break
         return float(covered)
+
+    def _follow(self, speed: float, target: float, t: float) -> tuple[float, float]:
+        """The ego's speed [m/s] after `t` s heading for `target` from `speed`, and the ground it
+        covers [m], as highway-env's speed follows its target (speed_lag > 0): v = T + (v0 - T)
+        e^(-t/tau), covering T t + (v0 - T) tau (1 - e^(-t/tau))."""
+        decay = np.exp(-t / self.speed_lag)
+        return (target + (speed - target) * decay,
+                target * t + (speed - target) * self.speed_lag * (1.0 - decay))
 
     def outruns_sight(self, speed: float, then: float) -> bool:
         """Would the ego, going from `speed` to target `then`, be unable to stop min_gap short
@@ -345,11 +351,9 @@ class GapShield:
         IDM's desired gap, no time headway: creeping up to a standing queue, or following a
         car closer than 1.5 s, passes while braking can still stop the ego behind it. The ego's
         speed follows the target as highway-env's does (speed_lag)."""
-        period, lag = self.decision_period, self.speed_lag
-        if lag > 0:
-            decay = np.exp(-period / lag)
-            v1 = target + (speed - target) * decay
-            covered = target * period + (speed - target) * lag * (1.0 - decay)
+        period = self.decision_period
+        if self.speed_lag > 0:
+            v1, covered = self._follow(speed, target, period)
         else:
             v1, covered = target, 0.5 * (speed + target) * period
         ego_stop = covered + self.braking_distance(v1, 0.0)
